@@ -1,0 +1,1 @@
+"""alert_receiver: Alertmanager webhook → investigation, remediation, Discord relay, escalation."""

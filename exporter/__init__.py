@@ -1,0 +1,1 @@
+"""exporter: facts about the trader (journal, log, process) turned into restart events, causes and metrics."""

@@ -1,0 +1,281 @@
+"""Signals → restarts with their cause (pure functions, the heart of restartguard).
+
+The signals of all sources are merged in time order. Start signals that describe the same new
+process (systemd's "Started", the trader's banner on stdout and in its log file) are merged into
+one *start cluster*, so one restart seen in three sources counts once. Everything between two
+start clusters belongs to one process lifetime; how that lifetime ended is the cause of the
+restart that follows it.
+
+Cause precedence for one ended lifetime:
+  1. ``oom``          cgroup/kernel OOM kill of the unit's process, result ``oom-kill``,
+                      or a fatal ``MemoryError`` (a cgroup OOM kill is oom though SIGKILL appears)
+  2. ``systemd_kill`` stop timeout, watchdog, runtime limit
+  3. ``manual``       a stop/restart job queued before any failure, ending cleanly
+  4. ``api_timeout``  fatal traceback whose exception chain is a client timeout
+     ``exception``    any other fatal traceback (a traceback followed by progress was handled)
+  5. ``supervisor_conflict``  a new instance started while the old one lived, or outside systemd
+  6. ``other``        a death with no recognisable cause (SIGSEGV, silent death near check #30)
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from itertools import pairwise
+
+from exporter import patterns as P
+from exporter.model import Cause, Kind, Restart, Signal, Source, Traceback
+
+DEATH_KINDS = frozenset({Kind.EXIT, Kind.RESULT, Kind.CLEAN_STOP, Kind.OOM_KILL, Kind.SYSTEMD_KILL})
+PROGRESS_KINDS = frozenset({Kind.CHECK, Kind.PROGRESS, Kind.TRADE_OK, Kind.TRADE_FAIL})
+# Kinds of which only the latest per lifetime matters for classification (see compact()).
+REPEATABLE_KINDS = frozenset({Kind.CHECK, Kind.PROGRESS, Kind.TRADE_OK, Kind.TRADE_FAIL, Kind.TRACEBACK})
+START_PRIORITY = {Source.SYSTEMD: 0, Source.STDOUT: 1, Source.LOG: 2, Source.KERNEL: 3}
+# Stable order for signals with the same timestamp: systemd facts before log facts.
+_SOURCE_ORDER = {Source.KERNEL: 0, Source.SYSTEMD: 1, Source.STDOUT: 2, Source.LOG: 3}
+OOM_ATTRIBUTION_WINDOW = timedelta(seconds=30)
+MAX_EVIDENCE = 8
+
+
+def sort_key(sig: Signal) -> tuple[datetime, int]:
+    return (sig.at, _SOURCE_ORDER[sig.source])
+
+
+@dataclass
+class Lifetime:
+    starts: list[Signal] = field(default_factory=list)
+    signals: list[Signal] = field(default_factory=list)
+    dead: bool = False
+
+    @property
+    def start_at(self) -> datetime | None:
+        if not self.starts:
+            return None
+        return min(self.starts, key=lambda s: (START_PRIORITY[s.source], s.at)).at
+
+    @property
+    def first_at(self) -> datetime | None:
+        return self.starts[0].at if self.starts else None
+
+    @property
+    def pids(self) -> set[int]:
+        found = {s.pid for s in self.starts if s.pid is not None}
+        found.update(s.pid for s in self.signals if s.pid is not None and s.source is not Source.KERNEL)
+        return found
+
+    def start_pid(self) -> int | None:
+        for s in sorted(self.starts, key=lambda s: START_PRIORITY[s.source]):
+            if s.pid is not None:
+                return s.pid
+        return None
+
+    def can_merge(self, sig: Signal, window: timedelta) -> bool:
+        if not self.starts or self.dead:
+            return False
+        if any(s.source is sig.source for s in self.starts):
+            return False
+        first = self.first_at
+        assert first is not None
+        if abs(sig.at - first) > window:
+            return False
+        mine = self.start_pid()
+        return mine is None or sig.pid is None or mine == sig.pid
+
+
+@dataclass(frozen=True)
+class JournalSpan:
+    """The time range the journal input covers with systemd messages about the unit."""
+
+    first: datetime
+    last: datetime
+
+    def covers(self, at: datetime) -> bool:
+        return self.first <= at <= self.last
+
+
+def split_lifetimes(signals: Iterable[Signal], merge_window: timedelta) -> list[Lifetime]:
+    """Group time-ordered signals into process lifetimes. The first lifetime may have no start
+    (signals of a process that started before the input began)."""
+    lifetimes: list[Lifetime] = [Lifetime()]
+    for sig in sorted(signals, key=sort_key):
+        cur = lifetimes[-1]
+        if sig.kind is Kind.START:
+            if cur.can_merge(sig, merge_window):
+                cur.starts.append(sig)
+            else:
+                lifetimes.append(Lifetime(starts=[sig]))
+            continue
+        cur.signals.append(sig)
+        if sig.kind in DEATH_KINDS:
+            cur.dead = True
+    return lifetimes
+
+
+def _fatal_traceback(life: Lifetime) -> Signal | None:
+    """The last traceback of the lifetime if nothing after it shows the process kept working."""
+    last_tb: Signal | None = None
+    for sig in life.signals:
+        if sig.kind is Kind.TRACEBACK:
+            last_tb = sig
+        elif sig.kind in PROGRESS_KINDS and last_tb is not None and sig.at >= last_tb.at:
+            last_tb = None
+    return last_tb
+
+
+def _traceback_of(sig: Signal) -> Traceback:
+    return Traceback(
+        text=sig.text,
+        exception=str(sig.detail.get("final", "")),
+        signature=str(sig.detail.get("signature", "")),
+    )
+
+
+def _oom_signals(life: Lifetime) -> list[Signal]:
+    pids = life.pids
+    exits = [s for s in life.signals if s.kind is Kind.EXIT and s.detail.get("status") == 9]
+    found = []
+    for s in life.signals:
+        if s.kind is not Kind.OOM_KILL:
+            continue
+        if s.source is Source.SYSTEMD or s.detail.get("unit_match") or (s.pid is not None and s.pid in pids):
+            found.append(s)
+        elif (s.pid is None or not pids) and any(
+            timedelta(0) <= e.at - s.at <= OOM_ATTRIBUTION_WINDOW for e in exits
+        ):
+            # A global OOM line we cannot attribute by pid: it counts when the main process was
+            # SIGKILLed right after it.
+            found.append(s)
+    return found
+
+
+def _describe(sig: Signal) -> str:
+    first_line = sig.text.splitlines()[0] if sig.text else ""
+    if sig.kind is Kind.TRACEBACK:
+        first_line = str(sig.detail.get("final") or first_line)
+    return f"{sig.at.isoformat()} [{sig.source.value}] {first_line}"[:500]
+
+
+def classify_end(
+    life: Lifetime, next_start: Lifetime, journal: JournalSpan | None
+) -> tuple[Cause, list[Signal], Signal | None]:
+    """Why ``life`` ended, the signals that show it, and the fatal traceback if any."""
+    sigs = life.signals
+    tb = _fatal_traceback(life)
+    tb_exc = " ".join(tb.detail.get("exceptions") or [tb.detail.get("final", "")]) if tb else ""
+
+    oom = _oom_signals(life)
+    if oom or (tb is not None and P.MEMORY_ERROR_RE.search(tb_exc)):
+        return Cause.OOM, (oom or ([tb] if tb else [])), tb
+
+    kills = [s for s in sigs if s.kind is Kind.SYSTEMD_KILL]
+    if kills:
+        return Cause.SYSTEMD_KILL, kills, tb
+
+    deaths = [s for s in sigs if s.kind in DEATH_KINDS]
+    stops = [s for s in sigs if s.kind is Kind.STOP_REQUESTED]
+    first_failure = next((s for s in deaths if s.kind is not Kind.CLEAN_STOP), None)
+    if stops and (first_failure is None or stops[0].at <= first_failure.at):
+        return Cause.MANUAL, stops + deaths[:2], None
+    covered = journal is not None and (
+        (life.start_at is not None and journal.covers(life.start_at))
+        or (next_start.start_at is not None and journal.covers(next_start.start_at))
+    )
+    if not covered:
+        sigterm = [s for s in sigs if s.kind is Kind.SIGTERM_LOGGED]
+        if sigterm and (tb is None or sigterm[-1].at >= tb.at):
+            return Cause.MANUAL, sigterm, None
+
+    if tb is not None:
+        if P.TIMEOUT_RE.search(tb_exc):
+            return Cause.API_TIMEOUT, [tb, *deaths[:2]], tb
+        return Cause.EXCEPTION, [tb, *deaths[:2]], tb
+
+    new_by_systemd = any(s.source is Source.SYSTEMD for s in next_start.starts)
+    start_at = next_start.start_at
+    journal_saw_it = journal is not None and start_at is not None and journal.covers(start_at)
+    if journal_saw_it and not new_by_systemd and not life.dead:
+        return Cause.SUPERVISOR_CONFLICT, next_start.starts[:2], None
+    if journal_saw_it and not new_by_systemd and not deaths:
+        return Cause.SUPERVISOR_CONFLICT, next_start.starts[:2], None
+    return Cause.OTHER, deaths[:3] or [s for s in sigs if s.kind is Kind.CHECK][-1:], None
+
+
+def _has_process_evidence(life: Lifetime) -> bool:
+    return bool(life.starts) or any(s.kind not in (Kind.START,) for s in life.signals)
+
+
+def detect_restarts(
+    signals: Iterable[Signal],
+    *,
+    merge_window: timedelta = timedelta(seconds=30),
+    journal: JournalSpan | None = None,
+) -> list[Restart]:
+    """Every restart in the signals, each exactly once, in time order."""
+    lifetimes = split_lifetimes(signals, merge_window)
+    restarts: list[Restart] = []
+    for prev, nxt in pairwise(lifetimes):
+        if not _has_process_evidence(prev):
+            continue  # the first start of the input: nothing ran before it
+        cause, shown, tb = classify_end(prev, nxt, journal)
+        checks = [s for s in prev.signals if s.kind is Kind.CHECK]
+        deaths = [s for s in prev.signals if s.kind in DEATH_KINDS]
+        died_at = deaths[0].at if deaths else (prev.signals[-1].at if prev.signals else None)
+        at = nxt.start_at
+        assert at is not None
+        evidence = [_describe(s) for s in shown[:MAX_EVIDENCE]]
+        evidence.append(
+            f"{at.isoformat()} [{'+'.join(s.source.value for s in nxt.starts)}] new process started"
+        )
+        restarts.append(
+            Restart(
+                at=at,
+                cause=cause,
+                last_check=int(checks[-1].detail["number"]) if checks else None,
+                evidence=tuple(evidence),
+                died_at=died_at,
+                traceback=_traceback_of(tb) if tb is not None else None,
+                previous_pid=prev.start_pid(),
+                pid=nxt.start_pid(),
+            )
+        )
+    return restarts
+
+
+def compact(signals: Sequence[Signal]) -> list[Signal]:
+    """Drop signals that cannot change any classification: within each stretch between two start
+    signals keep every structural signal and only the latest of each repeatable kind, in order."""
+    ordered = sorted(signals, key=sort_key)
+    keep: list[Signal | None] = []
+    latest: dict[Kind, int] = {}
+    for sig in ordered:
+        if sig.kind is Kind.START:
+            latest.clear()
+        elif sig.kind in REPEATABLE_KINDS:
+            idx = latest.get(sig.kind)
+            if idx is not None:
+                keep[idx] = None
+            latest[sig.kind] = len(keep)
+        keep.append(sig)
+    return [s for s in keep if s is not None]
+
+
+@dataclass(frozen=True)
+class Escalation:
+    required: bool
+    reasons: list[str]
+
+
+def escalation_for(restarts: Sequence[Restart]) -> Escalation:
+    """The policy's escalation verdict over the restarts of one range:
+    ``restarts_in_hour``: ≥ 3 unplanned restarts within any 60 minutes;
+    ``same_cause``: ≥ 3 unplanned restarts of one cause in the range."""
+    unplanned = sorted((r for r in restarts if r.unplanned), key=lambda r: r.at)
+    reasons: list[str] = []
+    hour = timedelta(hours=1)
+    if any(unplanned[i + 2].at - unplanned[i].at <= hour for i in range(len(unplanned) - 2)):
+        reasons.append("restarts_in_hour")
+    if any(n >= 3 for n in Counter(r.cause for r in unplanned).values()):
+        reasons.append("same_cause")
+    return Escalation(bool(reasons), reasons)

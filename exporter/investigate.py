@@ -1,0 +1,225 @@
+"""Offline investigation of saved logs: ``restartguard investigate`` and the receiver's investigator.
+
+I/O lives here (reading files, running journalctl through an injected runner); the decisions are
+made by the pure functions of :mod:`exporter.detect`.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta, tzinfo
+from pathlib import Path
+from typing import Any
+
+from exporter.detect import Escalation, JournalSpan, detect_restarts, escalation_for
+from exporter.journal import JournalParser, entry_time, iter_json_lines, normalize_unit
+from exporter.logfile import BlockScanner, compile_prefilter, offset_for_time, read_blocks
+from exporter.logparse import LineParser, LineRules, clean_line, parse_timestamp
+from exporter.model import Restart, Signal, Source
+from restartguard.config import LogSettings, Settings
+from restartguard.errors import SourceError
+
+# How far before --since the logs are read, so the lifetime that ended in the window is known.
+LOOKBACK = timedelta(hours=24)
+JournalRunner = Callable[[list[str]], Iterable[bytes]]
+
+
+@dataclass(frozen=True)
+class Investigation:
+    restarts: list[Restart]
+    escalation: Escalation
+
+    def by_cause(self) -> dict[str, int]:
+        return dict(Counter(r.cause.value for r in self.restarts))
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "restarts": [r.to_json() for r in self.restarts],
+            "by_cause": self.by_cause(),
+            "escalation": {"required": self.escalation.required, "reasons": list(self.escalation.reasons)},
+        }
+
+
+def rules_from_settings(log: LogSettings, start_pattern: str | None = None) -> LineRules:
+    return LineRules.compile(
+        start_pattern=start_pattern or log.start_pattern,
+        check_pattern=log.check_pattern,
+        trade_success_pattern=log.trade_success_pattern,
+        trade_failure_pattern=log.trade_failure_pattern,
+        handled_pattern=log.handled_pattern,
+    )
+
+
+def journal_signals(
+    entries: Iterable[dict[str, Any]], unit: str, rules: LineRules
+) -> tuple[list[Signal], JournalSpan | None]:
+    """Signals from journal entries (deduplicated by cursor, in time order) and the span they cover."""
+    seen: set[str] = set()
+    keyed: list[tuple[datetime, int, dict[str, Any]]] = []
+    for i, entry in enumerate(entries):
+        cursor = entry.get("__CURSOR")
+        if isinstance(cursor, str):
+            if cursor in seen:
+                continue
+            seen.add(cursor)
+        at = entry_time(entry)
+        if at is not None:
+            keyed.append((at, i, entry))
+    keyed.sort(key=lambda k: (k[0], k[1]))
+    parser = JournalParser(unit, rules)
+    out: list[Signal] = []
+    first = last = None
+    saw_systemd = False
+    for at, _, entry in keyed:
+        sigs = parser.feed(entry)
+        relevant = bool(sigs) or entry.get("_SYSTEMD_UNIT") == parser.unit or entry.get("UNIT") == parser.unit
+        if relevant:
+            first = first or at
+            last = at
+        saw_systemd = saw_systemd or any(s.source is Source.SYSTEMD for s in sigs)
+        out.extend(sigs)
+    out.extend(parser.flush())
+    span = JournalSpan(first, last) if saw_systemd and first and last else None
+    return out, span
+
+
+def log_signals(
+    path: Path, rules: LineRules, tz: tzinfo, *, since: datetime | None = None, until: datetime | None = None
+) -> list[Signal]:
+    """Signals from one trader log file, reading only around [since - LOOKBACK, until]."""
+    parser = LineParser(rules, tz, Source.LOG)
+    scanner = BlockScanner(parser, compile_prefilter(rules.prefilter_pattern()))
+    try:
+        fh = path.open("rb")
+    except OSError as exc:
+        raise SourceError(f"cannot read log file {path}: {exc.strerror or exc}") from exc
+    with fh:
+        start = offset_for_time(path, since - LOOKBACK, tz) if since is not None else 0
+        out: list[Signal] = []
+        for _, block in read_blocks(fh, start):
+            res = scanner.scan(block)
+            out.extend(res.signals)
+            if until is not None and res.last_ts is not None and res.last_ts > until + LOOKBACK:
+                break
+        out.extend(parser.flush())
+    return out
+
+
+def dedupe(signals: Iterable[Signal]) -> list[Signal]:
+    """The same line read twice (overlapping rotated files, copies) is one signal."""
+    seen: set[tuple[Any, ...]] = set()
+    out = []
+    for s in signals:
+        key = (s.at, s.kind, s.source, s.text)
+        if key not in seen:
+            seen.add(key)
+            out.append(s)
+    return out
+
+
+def investigate(
+    *,
+    journal_entries: Iterable[dict[str, Any]] = (),
+    log_files: Sequence[Path] = (),
+    unit: str,
+    log_tz: tzinfo,
+    rules: LineRules,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    merge_window: timedelta = timedelta(seconds=30),
+) -> Investigation:
+    jsigs, span = journal_signals(journal_entries, unit, rules)
+    signals = list(jsigs)
+    for path in log_files:
+        signals.extend(log_signals(path, rules, log_tz, since=since, until=until))
+    restarts = detect_restarts(dedupe(signals), merge_window=merge_window, journal=span)
+    restarts = [r for r in restarts if (since is None or r.at >= since) and (until is None or r.at <= until)]
+    return Investigation(restarts, escalation_for(restarts))
+
+
+def read_journal_file(path: Path) -> Iterable[dict[str, Any]]:
+    try:
+        with path.open("rb") as fh:
+            yield from iter_json_lines(fh)
+    except OSError as exc:
+        raise SourceError(f"cannot read journal file {path}: {exc.strerror or exc}") from exc
+
+
+def run_journalctl(argv: list[str]) -> Iterable[bytes]:
+    """Default journal runner: run journalctl (never through a shell) and yield its lines."""
+    try:
+        proc = subprocess.run(argv, capture_output=True, timeout=60, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise SourceError(f"journalctl failed: {exc}") from exc
+    if proc.returncode not in (0, 1):
+        raise SourceError(f"journalctl exited {proc.returncode}: {proc.stderr[:300]!r}")
+    return proc.stdout.splitlines()
+
+
+def journalctl_argv(settings: Settings, since: datetime | None, until: datetime | None) -> list[str]:
+    unit = normalize_unit(settings.unit)
+    argv = [settings.journal.journalctl, "-o", "json", "--no-pager"]
+    if since is not None:
+        argv.append("--since=" + (since - LOOKBACK).astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"))
+    if until is not None:
+        argv.append("--until=" + (until + LOOKBACK).astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"))
+    argv += [f"_SYSTEMD_UNIT={unit}", "+", f"UNIT={unit}", "+", "_TRANSPORT=kernel"]
+    return argv
+
+
+def investigate_settings(
+    settings: Settings,
+    *,
+    since: datetime | None,
+    until: datetime | None,
+    journal_runner: JournalRunner | None = None,
+) -> Investigation:
+    """Investigate with the sources named in the configuration (used by the receiver)."""
+    entries: Iterable[dict[str, Any]] = ()
+    if settings.journal.enabled:
+        if settings.journal.json_file is not None:
+            entries = (
+                list(read_journal_file(settings.journal.json_file))
+                if settings.journal.json_file.exists()
+                else []
+            )
+        else:
+            runner = journal_runner or run_journalctl
+            entries = list(iter_json_lines(runner(journalctl_argv(settings, since, until))))
+    logs = [p for p in settings.log.paths if p.exists()]
+    return investigate(
+        journal_entries=entries,
+        log_files=logs,
+        unit=settings.unit,
+        log_tz=settings.log.tz(),
+        rules=rules_from_settings(settings.log),
+        since=since,
+        until=until,
+        merge_window=timedelta(seconds=settings.exporter.merge_window_seconds),
+    )
+
+
+def log_context(settings: Settings, before: datetime, lines: int = 50) -> list[str]:
+    """The last ``lines`` lines of the trader's log written at or before ``before``."""
+    tz = settings.log.tz()
+    for path in settings.log.paths:
+        if not path.exists():
+            continue
+        start = offset_for_time(path, before - timedelta(minutes=30), tz)
+        window: list[str] = []
+        with path.open("rb") as fh:
+            fh.seek(start)
+            for raw in fh:
+                line = clean_line(raw)
+                ts = parse_timestamp(line, tz) if line[:1].isdigit() else None
+                if ts is not None and ts > before:
+                    break
+                window.append(line)
+                if len(window) > lines:
+                    del window[0]
+        if window:
+            return window
+    return []

@@ -1,0 +1,241 @@
+"""Trader log lines → :class:`~exporter.model.Signal` (pure, streaming, no I/O).
+
+:class:`LineParser` is fed one decoded line at a time (from the trader's log file or from the
+trader's stdout in the journal) and returns the signals the line completes. It keeps only a
+little state (the pending traceback and the last timestamp), which is serialisable so that
+the exporter can persist it together with its file offsets.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
+from typing import Any
+
+from exporter import patterns as P
+from exporter.model import Kind, Signal, Source
+
+MAX_TRACEBACK_LINES = 200
+MAX_LINE_CHARS = 4096
+
+
+@dataclass(frozen=True)
+class LineRules:
+    """The configurable patterns, compiled once."""
+
+    start: re.Pattern[str]
+    check: re.Pattern[str]
+    trade_ok: re.Pattern[str]
+    trade_fail: re.Pattern[str]
+    handled: re.Pattern[str]
+
+    @classmethod
+    def compile(
+        cls,
+        *,
+        start_pattern: str,
+        check_pattern: str = r"check #(\d+)",
+        trade_success_pattern: str = r"order filled",
+        trade_failure_pattern: str = r"order failed",
+        handled_pattern: str = r"retrying|will retry",
+    ) -> LineRules:
+        return cls(
+            start=re.compile(start_pattern),
+            check=re.compile(check_pattern),
+            trade_ok=re.compile(trade_success_pattern),
+            trade_fail=re.compile(trade_failure_pattern),
+            handled=re.compile(handled_pattern, re.IGNORECASE),
+        )
+
+    def prefilter_pattern(self) -> str:
+        """One alternation (no capture groups) matching every line this parser cares about."""
+        parts = [
+            self.start.pattern,
+            self.check.pattern,
+            self.trade_ok.pattern,
+            self.trade_fail.pattern,
+            "(?i:" + self.handled.pattern + ")",
+            re.escape(P.TRACEBACK_START),
+            P.SIGTERM_RE.pattern,
+            P.MEMORY_ERROR_RE.pattern,
+        ]
+        return "|".join(P.ungroup(p) for p in parts)
+
+
+def parse_timestamp(line: str, tz: tzinfo) -> datetime | None:
+    """The timestamp at the start of ``line`` as an aware UTC datetime, or None.
+
+    Naive times are in ``tz``; an explicit offset or ``Z`` wins over ``tz``.
+    """
+    m = P.TIMESTAMP_RE.match(line)
+    if m is None:
+        return None
+    year, month, day, hour, minute, second, frac, off = m.groups()
+    micro = int((frac or "0")[:6].ljust(6, "0"))
+    zone: tzinfo = tz
+    if off:
+        if off == "Z":
+            zone = UTC
+        else:
+            sign = 1 if off[0] == "+" else -1
+            hh, mm = int(off[1:3]), int(off[-2:])
+            zone = timezone(sign * timedelta(hours=hh, minutes=mm))
+    try:
+        local = datetime(
+            int(year), int(month), int(day), int(hour), int(minute), int(second), micro, tzinfo=zone
+        )
+    except ValueError:
+        return None
+    return local.astimezone(UTC)
+
+
+def clean_line(raw: bytes) -> str:
+    """Decode one raw line: invalid UTF-8 replaced, NULs and the line ending dropped, bounded."""
+    text = raw.decode("utf-8", errors="replace").replace("\x00", "").rstrip("\r\n")
+    if len(text) > MAX_LINE_CHARS:
+        text = text[:MAX_LINE_CHARS] + "…"
+    return text
+
+
+def _is_continuation(line: str) -> bool:
+    return line == "" or line[0] in " \t" or line.startswith(P.TRACEBACK_CONTINUATIONS)
+
+
+def traceback_detail(lines: list[str]) -> dict[str, Any]:
+    """Exception lines, frames and a grouping signature of a traceback block."""
+    exceptions: list[str] = []
+    frames: list[tuple[str, int, str]] = []
+    for ln in lines[1:]:
+        fm = P.FRAME_RE.match(ln)
+        if fm:
+            frames.append((fm.group(1), int(fm.group(2)), fm.group(3)))
+        elif not _is_continuation(ln) and P.EXCEPTION_LINE_RE.match(ln):
+            exceptions.append(ln)
+    final = exceptions[-1] if exceptions else (lines[-1] if lines else "")
+    exc_type = final.split(":", 1)[0].strip()
+    where = f"{frames[-1][0].rsplit('/', 1)[-1]}:{frames[-1][2]}" if frames else "?"
+    return {
+        "exceptions": exceptions,
+        "final": final,
+        "frames": [list(f) for f in frames[-5:]],
+        "signature": f"{exc_type}@{where}",
+    }
+
+
+@dataclass
+class LineParser:
+    """Streaming parser for one line source (the log file, or the journal's stdout lines)."""
+
+    rules: LineRules
+    tz: tzinfo
+    source: Source = Source.LOG
+    last_ts: datetime | None = None
+    pending: list[str] = field(default_factory=list)
+    pending_at: datetime | None = None
+    pending_pid: int | None = None
+    pending_saw_exception: bool = False
+
+    # -- state persistence -------------------------------------------------------------
+    def state(self) -> dict[str, Any]:
+        return {
+            "last_ts": self.last_ts.isoformat() if self.last_ts else None,
+            "pending": list(self.pending),
+            "pending_at": self.pending_at.isoformat() if self.pending_at else None,
+            "pending_pid": self.pending_pid,
+            "pending_saw_exception": self.pending_saw_exception,
+        }
+
+    def restore(self, data: dict[str, Any]) -> None:
+        self.last_ts = datetime.fromisoformat(data["last_ts"]) if data.get("last_ts") else None
+        self.pending = list(data.get("pending") or [])
+        self.pending_at = datetime.fromisoformat(data["pending_at"]) if data.get("pending_at") else None
+        self.pending_pid = data.get("pending_pid")
+        self.pending_saw_exception = bool(data.get("pending_saw_exception"))
+
+    # -- parsing ---------------------------------------------------------------------------
+    @property
+    def in_traceback(self) -> bool:
+        return bool(self.pending)
+
+    def feed(self, line: str, at: datetime | None = None, pid: int | None = None) -> list[Signal]:
+        """Parse one line. ``at`` is an authoritative timestamp (journal); otherwise the line's own
+        timestamp, or that of the last timestamped line, is used."""
+        out: list[Signal] = []
+        own = parse_timestamp(line, self.tz) if line[:1].isdigit() or line[:1] == "[" else None
+        if self.pending:
+            if own is None and (_is_continuation(line) or not self.pending_saw_exception):
+                if len(self.pending) < MAX_TRACEBACK_LINES:
+                    self.pending.append(line)
+                if not _is_continuation(line):
+                    self.pending_saw_exception = True
+                return out
+            out.append(self._flush())
+        when = at or own or self.last_ts
+        if own is not None and at is None:
+            self.last_ts = own
+        elif at is not None:
+            self.last_ts = at
+        if when is None:
+            return out
+        if line.startswith(P.TRACEBACK_START) or (own is None and P.TRACEBACK_START in line):
+            self.pending = [P.TRACEBACK_START]
+            self.pending_at = when
+            self.pending_pid = pid
+            self.pending_saw_exception = False
+            return out
+        sig = self._classify(line, when, pid)
+        if sig is not None:
+            out.append(sig)
+        return out
+
+    def flush(self) -> list[Signal]:
+        """Emit a pending traceback whose final exception line has been seen (end of input)."""
+        if self.pending and self.pending_saw_exception:
+            return [self._flush()]
+        return []
+
+    def flush_pending(self) -> list[Signal]:
+        """Emit a pending traceback now (the next log record has begun)."""
+        return [self._flush()] if self.pending else []
+
+    def _flush(self) -> Signal:
+        lines = self.pending
+        assert self.pending_at is not None
+        detail = traceback_detail(lines)
+        sig = Signal(
+            at=self.pending_at,
+            kind=Kind.TRACEBACK,
+            source=self.source,
+            text="\n".join(lines)[:8000],
+            pid=self.pending_pid,
+            detail=detail,
+        )
+        self.pending = []
+        self.pending_at = None
+        self.pending_pid = None
+        self.pending_saw_exception = False
+        return sig
+
+    def _classify(self, line: str, when: datetime, pid: int | None) -> Signal | None:
+        r = self.rules
+        if r.start.search(line):
+            pm = P.PID_RE.search(line)
+            return Signal(when, Kind.START, self.source, line, pid or (int(pm.group(1)) if pm else None))
+        m = r.check.search(line)
+        if m:
+            try:
+                number = int(m.group(1))
+            except (IndexError, ValueError, TypeError):
+                number = None
+            if number is not None:
+                return Signal(when, Kind.CHECK, self.source, line, pid, {"number": number})
+        if r.trade_fail.search(line):
+            return Signal(when, Kind.TRADE_FAIL, self.source, line, pid)
+        if r.trade_ok.search(line):
+            return Signal(when, Kind.TRADE_OK, self.source, line, pid)
+        if r.handled.search(line):
+            return Signal(when, Kind.PROGRESS, self.source, line, pid)
+        if P.SIGTERM_RE.search(line):
+            return Signal(when, Kind.SIGTERM_LOGGED, self.source, line, pid)
+        return None

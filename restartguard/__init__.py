@@ -1,0 +1,3 @@
+"""restartguard: restart-response observability for a systemd-run trading bot."""
+
+__version__ = "0.1.0"

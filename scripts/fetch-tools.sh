@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Fetch Prometheus/promtool and Alertmanager/amtool from Debian packages into .tools/
+# without installing or starting any service. Idempotent.
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+dest="$here/.tools"
+if [ -x "$dest/usr/bin/promtool" ] && [ -x "$dest/usr/bin/amtool" ] \
+   && [ -x "$dest/usr/bin/prometheus" ] && [ -x "$dest/usr/bin/prometheus-alertmanager" ]; then
+  exit 0
+fi
+mkdir -p "$dest/debs"
+cd "$dest/debs"
+if ! apt-get download prometheus prometheus-alertmanager >/dev/null 2>&1; then
+  apt-get update -qq >/dev/null
+  apt-get download prometheus prometheus-alertmanager
+fi
+for deb in ./*.deb; do dpkg -x "$deb" "$dest"; done
+"$dest/usr/bin/promtool" --version 2>&1 | head -1
+"$dest/usr/bin/amtool" --version 2>&1 | head -1
