@@ -1,0 +1,121 @@
+"""``restartguard exporter``: wire settings, sources, core and collector; serve /metrics."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import threading
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+from prometheus_client.exposition import start_http_server
+
+from exporter.collector import TraderCollector
+from exporter.core import ExporterCore, SignalSource
+from exporter.investigate import rules_from_settings
+from exporter.sources import JournalctlSource, JournalFileSource, LogFileSource, ProcessSource
+from exporter.state import JsonState
+from restartguard.config import Settings, load_settings, parse_listen
+from restartguard.errors import UsageError
+
+log = logging.getLogger("restartguard.exporter")
+
+
+def apply_flags(settings: Settings, args: argparse.Namespace) -> Settings:
+    """Command-line flags override the configuration file."""
+    update: dict[str, Any] = {}
+    if getattr(args, "unit", None):
+        update["unit"] = args.unit
+    log_upd: dict[str, Any] = {}
+    if getattr(args, "log", None):
+        log_upd["paths"] = [Path(p) for p in args.log]
+    journal_upd: dict[str, Any] = {}
+    if getattr(args, "journal_json", None):
+        journal_upd["json_file"] = Path(args.journal_json)
+    exp_upd: dict[str, Any] = {}
+    if getattr(args, "listen", None):
+        try:
+            parse_listen(args.listen)
+        except ValueError as exc:
+            raise UsageError(f"--listen: {exc}") from None
+        exp_upd["listen"] = args.listen
+    if getattr(args, "state_dir", None):
+        exp_upd["state_dir"] = Path(args.state_dir)
+    if log_upd:
+        update["log"] = settings.log.model_copy(update=log_upd)
+    if journal_upd:
+        update["journal"] = settings.journal.model_copy(update=journal_upd)
+    if exp_upd:
+        update["exporter"] = settings.exporter.model_copy(update=exp_upd)
+    return settings.model_copy(update=update)
+
+
+def build_sources(settings: Settings) -> list[SignalSource]:
+    rules = rules_from_settings(settings.log)
+    sources: list[SignalSource] = []
+    if settings.journal.enabled:
+        if settings.journal.json_file is not None:
+            sources.append(JournalFileSource(settings.journal.json_file, settings.unit, rules))
+        else:
+            sources.append(
+                JournalctlSource(
+                    settings.unit,
+                    rules,
+                    journalctl=settings.journal.journalctl,
+                    lookback=settings.journal.lookback,
+                )
+            )
+    tz = settings.log.tz()
+    for i, path in enumerate(settings.log.paths):
+        src = LogFileSource(path, rules, tz)
+        if i:
+            src.name = f"log{i + 1}"
+        sources.append(src)
+    return sources
+
+
+def build(settings: Settings, registry: CollectorRegistry) -> tuple[ExporterCore, ProcessSource]:
+    core = ExporterCore(
+        build_sources(settings),
+        JsonState(settings.exporter.state_dir / "exporter-state.json"),
+        settle=timedelta(seconds=settings.exporter.settle_seconds),
+        merge_window=timedelta(seconds=settings.exporter.merge_window_seconds),
+    )
+    proc = ProcessSource(
+        settings.unit,
+        pidfile=settings.process.pidfile,
+        match=settings.process.match,
+        systemctl=settings.process.systemctl,
+        data_dir=settings.process.data_dir,
+        cgroup_root=settings.process.cgroup_root,
+    )
+    registry.register(TraderCollector(core, proc.sample, settings.service_name))
+    return core, proc
+
+
+def run_exporter(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = apply_flags(load_settings(args.config), args)
+    host, port = parse_listen(settings.exporter.listen)
+    registry = CollectorRegistry()
+    core, _ = build(settings, registry)
+    core.poll()  # backfill before the first scrape
+    server, _thread = start_http_server(port, host, registry=registry)
+    log.info("serving /metrics on http://%s:%d/metrics", host, server.server_port)
+    stop = threading.Event()
+
+    def _stop(signum: int, _frame: object) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    try:
+        core.run(stop, settings.exporter.poll_interval_seconds)
+    finally:
+        server.shutdown()
+        core.poll()
+        core.close()
+    return 0
