@@ -82,7 +82,7 @@ def test_metrics_served_over_http(tmp_path: Path) -> None:
     server, thread = start_http_server(0, "127.0.0.1", registry=registry)
     try:
         url = f"http://127.0.0.1:{server.server_port}/metrics"
-        body = urllib.request.urlopen(url, timeout=5).read().decode()  # noqa: S310 - loopback test server
+        body = urllib.request.urlopen(url, timeout=5).read().decode()
     finally:
         server.shutdown()
         thread.join(5)
