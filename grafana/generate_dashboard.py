@@ -1072,6 +1072,8 @@ def discord_row(lay: Layout) -> None:
             stack=True,
             min_=0,
             overrides=[
+                color_override("sent", "green"),
+                color_override("retry", "orange"),
                 {
                     "matcher": {"id": "byRegexp", "options": "/fail|error|drop|reject/"},
                     "properties": [{"id": "color", "value": {"fixedColor": "red", "mode": "fixed"}}],
@@ -1227,7 +1229,7 @@ def templating() -> Json:
     return {
         "list": [
             {
-                "current": {"selected": False, "text": "Prometheus", "value": "prometheus"},
+                "current": {"selected": False, "text": "Prometheus (restartguard)", "value": "prometheus"},
                 "hide": 0,
                 "includeAll": False,
                 "label": "Data source",
