@@ -12,7 +12,7 @@ import os
 import re
 from datetime import tzinfo
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
@@ -110,6 +110,21 @@ class ExporterSettings(_Strict):
         return value
 
 
+class ReportSettings(_Strict):
+    """The weekly review (``restartguard report --weekly``)."""
+
+    prometheus_url: str | None = None  # e.g. http://127.0.0.1:9090; None = use logs + incident store
+    out_dir: Path = Path("/var/lib/restartguard/reports")
+    language: Literal["ja", "en"] = "ja"
+
+    @field_validator("prometheus_url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^https?://[^\s/]+", value):
+            raise ValueError("must be an http:// or https:// URL")
+        return value
+
+
 class Settings(_Strict):
     """The whole configuration file."""
 
@@ -120,6 +135,7 @@ class Settings(_Strict):
     process: ProcessSettings = Field(default_factory=ProcessSettings)
     exporter: ExporterSettings = Field(default_factory=ExporterSettings)
     receiver: ReceiverSettings = Field(default_factory=ReceiverSettings)
+    report: ReportSettings = Field(default_factory=ReportSettings)
 
     @property
     def service_name(self) -> str:
