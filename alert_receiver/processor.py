@@ -1,0 +1,397 @@
+"""The worker: takes committed notifications off the SQLite queue and handles each alert once.
+
+Per alert (fingerprint + startsAt + status):
+
+* resolved → a "resolved" message; never any action (a resolved alert is not a reason to act);
+* firing restart alert → investigate with the exporter's classifier, record the incident and its
+  report, run the cause's playbook (at most once per restart, within the guard rails), report,
+  escalate when the policy says so, append the fix history;
+* other firing alerts → relayed to Discord, escalated when labelled ``escalate="true"`` or
+  TraderDataLossRisk.
+
+Every step is idempotent (incident per restart, run per restart, escalation per (reason,
+subject), outbox dedupe keys), so a notification that was half-processed when the receiver was
+killed is simply processed again.
+
+With several worker processes, only the holder of the SQLite lease ``processor`` processes the
+queue and runs the Discord outbox; the others only accept webhooks. A heartbeat thread renews
+the lease, and a lease left by a dead process on this host is taken over at once.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from alert_receiver import messages
+from alert_receiver.escalation import EscalationContext, Escalator, alert_reason
+from alert_receiver.investigator import Classifier, ContextReader, Finding, investigate_alert
+from alert_receiver.outbox import Outbox
+from alert_receiver.payload import Alert, Notification
+from alert_receiver.records import append_fix_history, render_report, report_path, write_report
+from alert_receiver.remediation import NONE, Outcome, RemediationEngine
+from alert_receiver.store import Store, lease_owner
+from alert_receiver.systemctl import SystemctlError
+from exporter.model import Cause
+from restartguard.config import Settings
+from restartguard.errors import StateError
+
+log = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 5
+LEASE_NAME = "processor"
+
+
+class Processor:
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        outbox: Outbox,
+        engine: RemediationEngine,
+        *,
+        clock: Callable[[], float] = time.time,
+        classifier: Classifier | None = None,
+        context: ContextReader | None = None,
+        dry_run: bool = False,
+    ) -> None:
+        self.settings = settings
+        self.rs = settings.receiver
+        self.store = store
+        self.outbox = outbox
+        self.engine = engine
+        self.clock = clock
+        self.classifier = classifier
+        self.context = context
+        self.dry_run = dry_run
+        self.escalator = Escalator(settings, store, outbox, clock=clock)
+        self.wake = threading.Event()
+        self.errors = 0
+
+    # -- queue ---------------------------------------------------------------------------------
+    def process_pending(self, limit: int = 50) -> int:
+        """Handle queued notifications (oldest first); returns how many were finished."""
+        done = 0
+        for queued in self.store.pending(limit):
+            attempts = self.store.mark_attempt(queued.id)
+            try:
+                notification = Notification.model_validate_json(queued.body)
+                for alert in notification.alerts:
+                    self.handle_alert(queued.id, alert)
+            except Exception as exc:
+                self.errors += 1
+                log.exception("processing notification %d failed (attempt %d)", queued.id, attempts)
+                if attempts >= MAX_ATTEMPTS:
+                    self.store.finish_notification(
+                        queued.id, self.clock(), error=f"{type(exc).__name__}: {exc}"[:500]
+                    )
+                continue
+            self.store.finish_notification(queued.id, self.clock())
+            done += 1
+        return done
+
+    def handle_alert(self, notification_id: int, alert: Alert) -> None:
+        if self.store.alert_done(alert.key):
+            return  # this firing (or resolution) of this alert was handled already
+        self.store.begin_alert(alert.key, notification_id, alert.alertname, alert.status, self.clock())
+        if not alert.firing:
+            self._resolved(alert)
+        elif self._is_restart_alert(alert):
+            self._restart_alert(alert)
+        else:
+            self._other_alert(alert)
+        self.store.finish_alert(alert.key, self.clock())
+
+    def _is_restart_alert(self, alert: Alert) -> bool:
+        return alert.alertname in self.rs.restart_alerts or bool(alert.label("cause"))
+
+    # -- resolved / relayed --------------------------------------------------------------------
+    def _resolved(self, alert: Alert) -> None:
+        payload = messages.resolved(self.rs.language, service=self.settings.service_name, alert=alert)
+        self.outbox.enqueue(payload, dedupe_key=f"resolved:{alert.key}")
+
+    def _other_alert(self, alert: Alert) -> None:
+        payload = messages.alert_relay(self.rs.language, service=self.settings.service_name, alert=alert)
+        self.outbox.enqueue(payload, dedupe_key=f"relay:{alert.key}")
+        reason = alert_reason(alert)
+        if reason is None:
+            return
+        finding = Finding(restart=None, cause="", cause_source="none")
+        incident_id, _ = self.store.upsert_incident(
+            f"alert:{alert.key}",
+            now=self.clock(),
+            alertname=alert.alertname,
+            cause="",
+            cause_source="none",
+            restart_at=None,
+            signature=None,
+            data={"alert": _alert_json(alert), "finding": finding.to_json()},
+        )
+        path = str(report_path(self.rs.state_dir, incident_id))
+        self._write_report(incident_id, alert, finding, None)
+        lines = [alert.annotation("summary"), alert.annotation("description")]
+        situation = f"`{alert.alertname}`: " + " ".join(x for x in lines if x)[:800]
+        self.escalator.escalate(
+            reason,
+            f"alert:{alert.key}",
+            EscalationContext(
+                situation=situation,
+                restarts_hour=0,
+                restarts_day=0,
+                cause="",
+                actions=messages.t(self.rs.language, "no_actions"),
+                state=self._unit_state(),
+                report_path=path,
+            ),
+            incident_id=incident_id,
+            from_alert=True,
+        )
+        self._write_report(incident_id, alert, finding, None)
+
+    # -- restarts ------------------------------------------------------------------------------
+    def _restart_alert(self, alert: Alert) -> None:
+        now = self.clock()
+        finding = investigate_alert(
+            self.settings,
+            alert,
+            datetime.fromtimestamp(now, UTC),
+            classifier=self.classifier,
+            context=self.context,
+        )
+        r = finding.restart
+        incident_key = f"restart:{r.at.isoformat()}" if r is not None else f"alert:{alert.key}"
+        signature = r.traceback.signature if r is not None and r.traceback is not None else None
+        incident_id, _created = self.store.upsert_incident(
+            incident_key,
+            now=now,
+            alertname=alert.alertname,
+            cause=finding.cause,
+            cause_source=finding.cause_source,
+            restart_at=r.at.isoformat() if r is not None else None,
+            signature=signature,
+            data={"alert": _alert_json(alert), "finding": finding.to_json()},
+        )
+        path = str(report_path(self.rs.state_dir, incident_id))
+        self._write_report(incident_id, alert, finding, None)
+        sig_count = self.store.signature_counts().get(signature, 0) if signature else 0
+        lang = self.rs.language
+        service = self.settings.service_name
+        self.outbox.enqueue(
+            messages.incident_report(
+                lang,
+                service=service,
+                incident_id=incident_id,
+                alert=alert,
+                finding=finding,
+                signature_count=sig_count,
+                report_path=path,
+            ),
+            dedupe_key=f"incident:{incident_id}",
+        )
+
+        if finding.actionable:
+            outcome = self.engine.remediate(
+                finding.cause,
+                run_key=incident_key,
+                incident_id=incident_id,
+                dry_run=self.dry_run,
+                log_tail=finding.log_tail,
+            )
+        else:
+            cause = finding.cause if finding.cause in {c.value for c in Cause} else Cause.OTHER.value
+            outcome = Outcome(cause=cause, outcome=NONE, reason="not_actionable")
+            outcome.diagnostics = self.engine.diagnostics(finding.log_tail)
+        self.outbox.enqueue(
+            messages.remediation_result(
+                lang, service=service, incident_id=incident_id, outcome=outcome, report_path=path
+            ),
+            dedupe_key=f"remediation:{incident_key}",
+        )
+
+        reasons: list[tuple[str, bool]] = [(x, False) for x in finding.escalation_reasons]
+        if outcome.needs_escalation:
+            reasons.append(("fix_failed" if outcome.outcome == "failed" else "fix_exhausted", False))
+        from_alert = alert_reason(alert)
+        if from_alert is not None:
+            reasons.append((from_alert, True))
+        seen: set[str] = set()
+        for reason, is_alert in reasons:
+            if reason in seen:
+                continue
+            seen.add(reason)
+            self.escalator.escalate(
+                reason,
+                incident_key,
+                EscalationContext(
+                    situation=self._situation(reason, alert, finding),
+                    restarts_hour=finding.restarts_last_hour,
+                    restarts_day=finding.restarts_last_day,
+                    cause=finding.cause,
+                    actions=messages.actions_text(lang, outcome),
+                    state=outcome.unit_state or self._unit_state(),
+                    report_path=path,
+                ),
+                incident_id=incident_id,
+                from_alert=is_alert,
+            )
+
+        self.store.update_incident(
+            incident_id,
+            self.clock(),
+            data={
+                "alert": _alert_json(alert),
+                "finding": finding.to_json(),
+                "remediation": outcome.to_json(),
+            },
+            report_path=path,
+        )
+        self._write_report(incident_id, alert, finding, outcome)
+        row = self.store.incident(incident_id)
+        if row is not None and not row["history_written"] and not outcome.repeated:
+            problem = f"{alert.alertname}: {service}"
+            if r is not None:
+                problem += f" {r.at.strftime('%Y-%m-%d %H:%M:%S')} UTC"
+                if r.last_check is not None:
+                    problem += f" (check #{r.last_check})"
+            append_fix_history(
+                self.rs.state_dir / "fix-history.md",
+                lang,
+                when=self.clock(),
+                problem=problem,
+                cause=finding.cause,
+                outcome=outcome,
+                report=path,
+            )
+            self.store.update_incident(incident_id, self.clock(), history_written=True)
+
+    def _situation(self, reason: str, alert: Alert, finding: Finding) -> str:
+        lang = self.rs.language
+        text = messages.reason_text(lang, reason)
+        r = finding.restart
+        if r is not None:
+            at = r.at.strftime("%Y-%m-%d %H:%M:%S UTC")
+            text += f" — {'最新の再起動' if lang == 'ja' else 'latest restart'} {at}"
+            if r.last_check is not None:
+                text += f", check #{r.last_check}"
+        summary = alert.annotation("summary")
+        if summary:
+            text += f"\n{summary[:500]}"
+        return text
+
+    def _unit_state(self) -> str:
+        try:
+            return self.engine.runner.is_active(self.engine.unit)
+        except (SystemctlError, ValueError) as exc:
+            return f"unknown ({str(exc)[:100]})"
+
+    def _write_report(
+        self, incident_id: int, alert: Alert, finding: Finding, outcome: Outcome | None
+    ) -> None:
+        text = render_report(
+            self.rs.language,
+            service=self.settings.service_name,
+            unit=self.settings.unit,
+            incident_id=incident_id,
+            alert=alert,
+            finding=finding,
+            signature_counts=self.store.signature_counts(),
+            outcome=outcome,
+            escalations=self.store.escalations_for_incident(incident_id),
+            dry_run=self.dry_run,
+        )
+        path = report_path(self.rs.state_dir, incident_id)
+        write_report(path, text)
+        self.store.update_incident(incident_id, self.clock(), report_path=str(path))
+
+    # -- worker loop ---------------------------------------------------------------------------
+    def run(self, stop: threading.Event) -> None:
+        """Process while holding the lease; deliver the outbox from the lease holder only."""
+        keeper = LeaseKeeper(self.store, LEASE_NAME, self.rs.lease_seconds)
+        keeper.start()
+        outbox_stop: threading.Event | None = None
+        outbox_thread: threading.Thread | None = None
+        try:
+            while not stop.is_set():
+                if keeper.held:
+                    if outbox_thread is None or not outbox_thread.is_alive():
+                        outbox_stop = threading.Event()
+                        outbox_thread = threading.Thread(
+                            target=self.outbox.run_worker,
+                            args=(outbox_stop,),
+                            kwargs={"idle_interval": self.rs.poll_interval_seconds},
+                            name="restartguard-outbox",
+                            daemon=True,
+                        )
+                        outbox_thread.start()
+                    try:
+                        self.process_pending()
+                    except (StateError, sqlite3.Error):
+                        log.exception("the receiver queue could not be read")
+                    except Exception:
+                        log.exception("unexpected error in the processing loop")
+                elif outbox_stop is not None:
+                    outbox_stop.set()
+                    self.outbox.wake()
+                    outbox_stop = outbox_thread = None
+                self.wake.wait(self.rs.poll_interval_seconds)
+                self.wake.clear()
+        finally:
+            if outbox_stop is not None:
+                outbox_stop.set()
+                self.outbox.wake()
+            if outbox_thread is not None:
+                outbox_thread.join(timeout=15)
+            keeper.stop()
+
+
+class LeaseKeeper:
+    """Holds (and renews, from its own thread) an SQLite lease while this process is alive."""
+
+    def __init__(self, store: Store, name: str, duration: float) -> None:
+        self.store = store
+        self.name = name
+        self.duration = duration
+        self.owner = lease_owner()
+        self._held = False
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="restartguard-lease", daemon=True)
+
+    @property
+    def held(self) -> bool:
+        return self._held
+
+    def start(self) -> None:
+        self._renew()
+        self._thread.start()
+
+    def _renew(self) -> None:
+        try:
+            self._held = self.store.try_lease(self.name, self.owner, time.time(), self.duration)
+        except (StateError, sqlite3.Error):
+            log.exception("lease renewal failed")
+            self._held = False
+
+    def _loop(self) -> None:
+        while not self._stop.wait(max(self.duration / 4, 0.2)):
+            self._renew()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        if self._held:
+            try:
+                self.store.release_lease(self.name, self.owner)
+            except (StateError, sqlite3.Error):
+                log.warning("could not release the processing lease")
+            self._held = False
+
+
+def _alert_json(alert: Alert) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(alert.model_dump_json())
+    return data

@@ -1,0 +1,505 @@
+"""The receiver's durable state: one SQLite file (WAL, synchronous=FULL).
+
+It holds the queue of notifications (a 200 is answered only once a notification is committed
+here), what was done per alert, incidents, remediation runs and their actions (cooldowns and
+the daily budget are computed from these rows, so they survive restarts), escalations, counters
+for /metrics and the processing lease that lets several worker processes share one queue.
+
+Connections are per thread (and re-opened after a fork); every write is one short
+``BEGIN IMMEDIATE`` transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from restartguard.errors import StateError
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS notifications (
+    id INTEGER PRIMARY KEY,
+    dedupe_key TEXT NOT NULL UNIQUE,
+    received_at REAL NOT NULL,
+    body TEXT NOT NULL,
+    status TEXT NOT NULL DEFAULT 'pending',
+    attempts INTEGER NOT NULL DEFAULT 0,
+    processed_at REAL,
+    error TEXT
+);
+CREATE INDEX IF NOT EXISTS notifications_pending ON notifications(status, id);
+CREATE TABLE IF NOT EXISTS counters (
+    metric TEXT NOT NULL,
+    label TEXT NOT NULL,
+    value INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (metric, label)
+);
+CREATE TABLE IF NOT EXISTS alert_state (
+    alert_key TEXT PRIMARY KEY,
+    notification_id INTEGER,
+    alertname TEXT NOT NULL,
+    status TEXT NOT NULL,
+    started_at REAL NOT NULL,
+    done_at REAL
+);
+CREATE TABLE IF NOT EXISTS incidents (
+    id INTEGER PRIMARY KEY,
+    incident_key TEXT NOT NULL UNIQUE,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    alertname TEXT NOT NULL,
+    cause TEXT NOT NULL,
+    cause_source TEXT NOT NULL,
+    restart_at TEXT,
+    signature TEXT,
+    report_path TEXT,
+    history_written INTEGER NOT NULL DEFAULT 0,
+    data TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS remediation_runs (
+    id INTEGER PRIMARY KEY,
+    run_key TEXT NOT NULL UNIQUE,
+    incident_id INTEGER,
+    cause TEXT NOT NULL,
+    started_at REAL NOT NULL,
+    finished_at REAL,
+    outcome TEXT NOT NULL,
+    reason TEXT,
+    data TEXT
+);
+CREATE INDEX IF NOT EXISTS remediation_runs_cause ON remediation_runs(cause, started_at);
+CREATE TABLE IF NOT EXISTS remediation_actions (
+    id INTEGER PRIMARY KEY,
+    run_id INTEGER NOT NULL,
+    action TEXT NOT NULL,
+    result TEXT NOT NULL,
+    detail TEXT NOT NULL DEFAULT '',
+    at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS escalations (
+    id INTEGER PRIMARY KEY,
+    reason TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    at REAL NOT NULL,
+    sent INTEGER NOT NULL,
+    incident_id INTEGER,
+    data TEXT,
+    UNIQUE (reason, subject)
+);
+CREATE TABLE IF NOT EXISTS lease (
+    name TEXT PRIMARY KEY,
+    owner TEXT NOT NULL,
+    expires_at REAL NOT NULL
+);
+"""
+
+# Outcomes of a remediation run that count as "acted" for cooldowns and the daily budget.
+ACTED_OUTCOMES = ("running", "success", "failed", "interrupted")
+
+
+@dataclass(frozen=True)
+class QueuedNotification:
+    id: int
+    body: str
+    attempts: int
+
+
+class Store:
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._local = threading.local()
+        self._pid = os.getpid()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._conn().executescript(SCHEMA)
+        except (OSError, sqlite3.Error) as exc:
+            raise StateError(f"cannot open the receiver database {self.path}: {exc}") from exc
+
+    # -- connections -------------------------------------------------------------------------
+    def _conn(self) -> sqlite3.Connection:
+        if os.getpid() != self._pid:  # forked: never reuse the parent's connections
+            self._local = threading.local()
+            self._pid = os.getpid()
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=True)
+            conn.row_factory = sqlite3.Row
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+            conn.execute("PRAGMA busy_timeout=30000")
+            self._local.conn = conn
+        return conn
+
+    @contextmanager
+    def write(self) -> Iterator[sqlite3.Connection]:
+        conn = self._conn()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def read(self) -> sqlite3.Connection:
+        return self._conn()
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+    # -- queue -------------------------------------------------------------------------------
+    def enqueue_notification(
+        self, dedupe_key: str, body: str, now: float, alert_statuses: list[str]
+    ) -> tuple[int, bool]:
+        """Commit a notification; returns (id, duplicate). Counts received alerts once."""
+        with self.write() as db:
+            row = db.execute("SELECT id FROM notifications WHERE dedupe_key = ?", (dedupe_key,)).fetchone()
+            if row is not None:
+                _bump(db, "notifications_duplicate", "", 1)
+                return int(row["id"]), True
+            cur = db.execute(
+                "INSERT INTO notifications(dedupe_key, received_at, body) VALUES (?, ?, ?)",
+                (dedupe_key, now, body),
+            )
+            for status in alert_statuses:
+                _bump(db, "alerts_received", status, 1)
+            assert cur.lastrowid is not None
+            return cur.lastrowid, False
+
+    def pending(self, limit: int = 10) -> list[QueuedNotification]:
+        rows = (
+            self.read()
+            .execute(
+                "SELECT id, body, attempts FROM notifications WHERE status = 'pending' ORDER BY id LIMIT ?",
+                (limit,),
+            )
+            .fetchall()
+        )
+        return [QueuedNotification(int(r["id"]), str(r["body"]), int(r["attempts"])) for r in rows]
+
+    def mark_attempt(self, notification_id: int) -> int:
+        with self.write() as db:
+            db.execute("UPDATE notifications SET attempts = attempts + 1 WHERE id = ?", (notification_id,))
+            row = db.execute("SELECT attempts FROM notifications WHERE id = ?", (notification_id,)).fetchone()
+            return int(row["attempts"])
+
+    def finish_notification(self, notification_id: int, now: float, *, error: str | None = None) -> None:
+        with self.write() as db:
+            db.execute(
+                "UPDATE notifications SET status = ?, processed_at = ?, error = ? WHERE id = ?",
+                ("failed" if error else "done", now, error, notification_id),
+            )
+
+    def pending_count(self) -> int:
+        row = (
+            self.read().execute("SELECT count(*) AS n FROM notifications WHERE status = 'pending'").fetchone()
+        )
+        return int(row["n"])
+
+    def prune(self, before: float) -> None:
+        """Forget processed notifications (their dedupe keys) older than ``before``."""
+        with self.write() as db:
+            db.execute("DELETE FROM notifications WHERE status != 'pending' AND received_at < ?", (before,))
+
+    # -- per-alert state ---------------------------------------------------------------------
+    def alert_done(self, alert_key: str) -> bool:
+        row = (
+            self.read()
+            .execute("SELECT done_at FROM alert_state WHERE alert_key = ?", (alert_key,))
+            .fetchone()
+        )
+        return row is not None and row["done_at"] is not None
+
+    def begin_alert(
+        self, alert_key: str, notification_id: int, alertname: str, status: str, now: float
+    ) -> None:
+        with self.write() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO alert_state(alert_key, notification_id, alertname, status, started_at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (alert_key, notification_id, alertname, status, now),
+            )
+
+    def finish_alert(self, alert_key: str, now: float) -> None:
+        with self.write() as db:
+            db.execute("UPDATE alert_state SET done_at = ? WHERE alert_key = ?", (now, alert_key))
+
+    # -- incidents ---------------------------------------------------------------------------
+    def upsert_incident(
+        self,
+        incident_key: str,
+        *,
+        now: float,
+        alertname: str,
+        cause: str,
+        cause_source: str,
+        restart_at: str | None,
+        signature: str | None,
+        data: dict[str, Any],
+    ) -> tuple[int, bool]:
+        """Create the incident of a restart (or of an alert); returns (id, created)."""
+        with self.write() as db:
+            row = db.execute("SELECT id FROM incidents WHERE incident_key = ?", (incident_key,)).fetchone()
+            if row is not None:
+                return int(row["id"]), False
+            cur = db.execute(
+                "INSERT INTO incidents(incident_key, created_at, updated_at, alertname, cause, cause_source,"
+                " restart_at, signature, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (incident_key, now, now, alertname, cause, cause_source, restart_at, signature, _dumps(data)),
+            )
+            assert cur.lastrowid is not None
+            return cur.lastrowid, True
+
+    def update_incident(
+        self,
+        incident_id: int,
+        now: float,
+        *,
+        data: dict[str, Any] | None = None,
+        report_path: str | None = None,
+        history_written: bool | None = None,
+    ) -> None:
+        with self.write() as db:
+            if data is not None:
+                db.execute(
+                    "UPDATE incidents SET data = ?, updated_at = ? WHERE id = ?",
+                    (_dumps(data), now, incident_id),
+                )
+            if report_path is not None:
+                db.execute("UPDATE incidents SET report_path = ? WHERE id = ?", (report_path, incident_id))
+            if history_written is not None:
+                db.execute(
+                    "UPDATE incidents SET history_written = ? WHERE id = ?",
+                    (int(history_written), incident_id),
+                )
+
+    def incident(self, incident_id: int) -> dict[str, Any] | None:
+        row = self.read().execute("SELECT * FROM incidents WHERE id = ?", (incident_id,)).fetchone()
+        return None if row is None else _incident_row(row)
+
+    def incidents(self, limit: int = 100) -> list[dict[str, Any]]:
+        rows = self.read().execute("SELECT * FROM incidents ORDER BY id DESC LIMIT ?", (limit,)).fetchall()
+        return [_incident_row(r) for r in rows]
+
+    def signature_counts(self) -> dict[str, int]:
+        rows = (
+            self.read()
+            .execute(
+                "SELECT signature, count(*) AS n FROM incidents"
+                " WHERE signature IS NOT NULL GROUP BY signature"
+            )
+            .fetchall()
+        )
+        return {str(r["signature"]): int(r["n"]) for r in rows}
+
+    # -- remediation -------------------------------------------------------------------------
+    def run_by_key(self, run_key: str) -> dict[str, Any] | None:
+        row = self.read().execute("SELECT * FROM remediation_runs WHERE run_key = ?", (run_key,)).fetchone()
+        return None if row is None else _run_row(row)
+
+    def begin_run(self, run_key: str, incident_id: int | None, cause: str, now: float, outcome: str) -> int:
+        with self.write() as db:
+            cur = db.execute(
+                "INSERT INTO remediation_runs(run_key, incident_id, cause, started_at, outcome)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (run_key, incident_id, cause, now, outcome),
+            )
+            assert cur.lastrowid is not None
+            return cur.lastrowid
+
+    def finish_run(
+        self,
+        run_id: int,
+        *,
+        now: float,
+        outcome: str,
+        reason: str | None,
+        data: dict[str, Any],
+        actions: list[tuple[str, str, str]],
+    ) -> None:
+        with self.write() as db:
+            db.execute(
+                "UPDATE remediation_runs SET finished_at = ?, outcome = ?, reason = ?, data = ? WHERE id = ?",
+                (now, outcome, reason, _dumps(data), run_id),
+            )
+            db.executemany(
+                "INSERT INTO remediation_actions(run_id, action, result, detail, at) VALUES (?, ?, ?, ?, ?)",
+                [(run_id, a, r, d, now) for a, r, d in actions],
+            )
+
+    def last_acted(self, cause: str) -> float | None:
+        marks = ",".join("?" * len(ACTED_OUTCOMES))
+        row = (
+            self.read()
+            .execute(
+                f"SELECT max(started_at) AS t FROM remediation_runs WHERE cause = ? AND outcome IN ({marks})",
+                (cause, *ACTED_OUTCOMES),
+            )
+            .fetchone()
+        )
+        return None if row["t"] is None else float(row["t"])
+
+    def acted_since(self, since: float) -> int:
+        marks = ",".join("?" * len(ACTED_OUTCOMES))
+        row = (
+            self.read()
+            .execute(
+                f"SELECT count(*) AS n FROM remediation_runs WHERE started_at >= ? AND outcome IN ({marks})",
+                (since, *ACTED_OUTCOMES),
+            )
+            .fetchone()
+        )
+        return int(row["n"])
+
+    def remediation_counts(self) -> dict[tuple[str, str], int]:
+        rows = (
+            self.read()
+            .execute("SELECT action, result, count(*) AS n FROM remediation_actions GROUP BY action, result")
+            .fetchall()
+        )
+        return {(str(r["action"]), str(r["result"])): int(r["n"]) for r in rows}
+
+    def runs_for_incident(self, incident_id: int) -> list[dict[str, Any]]:
+        rows = (
+            self.read()
+            .execute("SELECT * FROM remediation_runs WHERE incident_id = ? ORDER BY id", (incident_id,))
+            .fetchall()
+        )
+        return [_run_row(r) for r in rows]
+
+    # -- escalations -------------------------------------------------------------------------
+    def record_escalation(
+        self,
+        reason: str,
+        subject: str,
+        now: float,
+        *,
+        incident_id: int | None,
+        repeat_window: float,
+        data: dict[str, Any],
+    ) -> bool | None:
+        """Record one escalation. Returns True to send it, False when suppressed by the repeat
+        window (recorded, not sent), None when exactly this (reason, subject) was seen before."""
+        with self.write() as db:
+            row = db.execute(
+                "SELECT id FROM escalations WHERE reason = ? AND subject = ?", (reason, subject)
+            ).fetchone()
+            if row is not None:
+                return None
+            send = True
+            if repeat_window > 0:
+                recent = db.execute(
+                    "SELECT 1 FROM escalations WHERE reason = ? AND sent = 1 AND at > ? LIMIT 1",
+                    (reason, now - repeat_window),
+                ).fetchone()
+                send = recent is None
+            db.execute(
+                "INSERT INTO escalations(reason, subject, at, sent, incident_id, data)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (reason, subject, now, int(send), incident_id, _dumps(data)),
+            )
+            return send
+
+    def escalation_counts(self) -> dict[str, int]:
+        rows = (
+            self.read()
+            .execute("SELECT reason, count(*) AS n FROM escalations WHERE sent = 1 GROUP BY reason")
+            .fetchall()
+        )
+        return {str(r["reason"]): int(r["n"]) for r in rows}
+
+    def escalations_for_incident(self, incident_id: int) -> list[dict[str, Any]]:
+        rows = (
+            self.read()
+            .execute(
+                "SELECT reason, subject, at, sent FROM escalations WHERE incident_id = ? ORDER BY id",
+                (incident_id,),
+            )
+            .fetchall()
+        )
+        return [dict(r) for r in rows]
+
+    # -- counters ----------------------------------------------------------------------------
+    def counters(self, metric: str) -> dict[str, int]:
+        rows = self.read().execute("SELECT label, value FROM counters WHERE metric = ?", (metric,)).fetchall()
+        return {str(r["label"]): int(r["value"]) for r in rows}
+
+    # -- lease -------------------------------------------------------------------------------
+    def try_lease(self, name: str, owner: str, now: float, duration: float) -> bool:
+        """Take or renew the named lease. A lease of a dead process on this host is taken at once."""
+        with self.write() as db:
+            row = db.execute("SELECT owner, expires_at FROM lease WHERE name = ?", (name,)).fetchone()
+            if (
+                row is None
+                or row["owner"] == owner
+                or float(row["expires_at"]) <= now
+                or _owner_dead(row["owner"])
+            ):
+                db.execute(
+                    "INSERT INTO lease(name, owner, expires_at) VALUES (?, ?, ?)"
+                    " ON CONFLICT(name) DO UPDATE SET"
+                    " owner = excluded.owner, expires_at = excluded.expires_at",
+                    (name, owner, now + duration),
+                )
+                return True
+            return False
+
+    def release_lease(self, name: str, owner: str) -> None:
+        with self.write() as db:
+            db.execute("DELETE FROM lease WHERE name = ? AND owner = ?", (name, owner))
+
+
+def lease_owner() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
+
+
+def _owner_dead(owner: str) -> bool:
+    host, _, rest = owner.partition(":")
+    pid_text = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return False  # same process, another thread: wait for expiry
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def _bump(db: sqlite3.Connection, metric: str, label: str, n: int) -> None:
+    db.execute(
+        "INSERT INTO counters(metric, label, value) VALUES (?, ?, ?)"
+        " ON CONFLICT(metric, label) DO UPDATE SET value = value + excluded.value",
+        (metric, label, n),
+    )
+
+
+def _dumps(data: dict[str, Any]) -> str:
+    return json.dumps(data, ensure_ascii=False, default=str)
+
+
+def _incident_row(row: sqlite3.Row) -> dict[str, Any]:
+    out = {k: row[k] for k in row.keys() if k != "data"}  # noqa: SIM118 - sqlite3.Row has no __iter__ of keys
+    out["data"] = json.loads(row["data"])
+    return out
+
+
+def _run_row(row: sqlite3.Row) -> dict[str, Any]:
+    out = {k: row[k] for k in row.keys() if k != "data"}  # noqa: SIM118
+    out["data"] = json.loads(row["data"]) if row["data"] else None
+    return out

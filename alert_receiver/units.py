@@ -1,0 +1,177 @@
+"""systemd value syntax: sizes (``MemoryMax=``), time spans (``TimeoutStopSec=``), drop-in files.
+
+Pure functions, no I/O. Sizes use systemd's 1024-based suffixes (K, M, G, T); time spans accept
+what ``systemctl show`` prints (``1min 30s``, ``5min``, ``infinity``) and what unit files take
+(``90``, ``90s``, ``5min``).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+
+MEMORY_KEYS = frozenset({"MemoryMax", "MemoryHigh"})
+TIME_KEYS = frozenset({"TimeoutStopSec"})
+# The property `systemctl show` reports for a unit-file key.
+SHOW_PROPERTY = {
+    "MemoryMax": "MemoryMax",
+    "MemoryHigh": "MemoryHigh",
+    "TimeoutStopSec": "TimeoutStopUSec",
+    "Environment": "Environment",
+}
+
+_SIZE_RE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([KMGT]?)(?:i?B)?\s*$", re.IGNORECASE)
+_SIZE_MULT = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
+_SPAN_TOKEN_RE = re.compile(r"([0-9]+(?:\.[0-9]+)?)\s*([a-zµ]*)", re.IGNORECASE)
+_SPAN_UNITS = {
+    "": 1.0,
+    "s": 1.0,
+    "sec": 1.0,
+    "second": 1.0,
+    "seconds": 1.0,
+    "ms": 1e-3,
+    "msec": 1e-3,
+    "us": 1e-6,
+    "usec": 1e-6,
+    "µs": 1e-6,
+    "m": 60.0,
+    "min": 60.0,
+    "minute": 60.0,
+    "minutes": 60.0,
+    "h": 3600.0,
+    "hr": 3600.0,
+    "hour": 3600.0,
+    "hours": 3600.0,
+    "d": 86400.0,
+    "day": 86400.0,
+    "days": 86400.0,
+    "w": 604800.0,
+    "week": 604800.0,
+    "weeks": 604800.0,
+}
+INFINITY = math.inf
+
+
+def parse_bytes(text: str) -> int | None:
+    """``"256M"`` → 268435456; ``"infinity"`` → None; garbage → None."""
+    m = _SIZE_RE.match(text)
+    if m is None:
+        return None
+    number, suffix = m.groups()
+    value = float(number) * _SIZE_MULT[suffix.upper()]
+    if not math.isfinite(value) or value >= 2**63:
+        return None
+    return int(value)
+
+
+def format_bytes(value: int) -> str:
+    """The shortest exact systemd size: 805306368 → ``"768M"``."""
+    for suffix in ("T", "G", "M", "K"):
+        mult = _SIZE_MULT[suffix]
+        if value >= mult and value % mult == 0:
+            return f"{value // mult}{suffix}"
+    return str(value)
+
+
+def parse_seconds(text: str) -> float | None:
+    """``"1min 30s"`` → 90.0; ``"infinity"`` → inf; garbage → None."""
+    text = text.strip()
+    if not text:
+        return None
+    if text.lower() == "infinity":
+        return INFINITY
+    total = 0.0
+    pos = 0
+    for m in _SPAN_TOKEN_RE.finditer(text):
+        if text[pos : m.start()].strip():
+            return None
+        unit = m.group(2)
+        mult = _SPAN_UNITS.get(unit) if unit in _SPAN_UNITS else _SPAN_UNITS.get(unit.lower())
+        if mult is None:
+            return None
+        total += float(m.group(1)) * mult
+        pos = m.end()
+    if pos == 0 or text[pos:].strip():
+        return None
+    return total
+
+
+def format_seconds(value: float) -> str:
+    """Seconds as a unit-file time span: 150 → ``"150s"``."""
+    if math.isinf(value):
+        return "infinity"
+    if float(value).is_integer():
+        return f"{int(value)}s"
+    return f"{round(value * 1000)}ms"
+
+
+def parse_value(key: str, text: str) -> float | None:
+    """A numeric value of a memory/time key (bytes or seconds), or None when unset/unlimited."""
+    if key in MEMORY_KEYS:
+        if text.strip().lower() in ("", "infinity"):
+            return None
+        b = parse_bytes(text)
+        return None if b is None else float(b)
+    if key in TIME_KEYS:
+        s = parse_seconds(text)
+        return None if s is None or math.isinf(s) else s
+    raise ValueError(f"{key} is not numeric")
+
+
+def format_value(key: str, value: float) -> str:
+    if key in MEMORY_KEYS:
+        return format_bytes(int(value))
+    return format_seconds(value)
+
+
+@dataclass
+class Dropin:
+    """A restartguard-owned drop-in: ``[Service]`` assignments only, in order."""
+
+    settings: dict[str, str] = field(default_factory=dict)
+    environment: dict[str, str] = field(default_factory=dict)  # NAME → VALUE
+
+    @classmethod
+    def parse(cls, text: str) -> Dropin:
+        out = cls()
+        section = ""
+        for raw in text.splitlines():
+            line = raw.strip()
+            if not line or line.startswith(("#", ";")):
+                continue
+            if line.startswith("[") and line.endswith("]"):
+                section = line[1:-1]
+                continue
+            if section != "Service" or "=" not in line:
+                continue
+            key, _, value = line.partition("=")
+            key, value = key.strip(), value.strip()
+            if key == "Environment":
+                for assignment in value.split():
+                    name, eq, val = assignment.strip('"').partition("=")
+                    if eq:
+                        out.environment[name] = val
+            else:
+                out.settings[key] = value
+        return out
+
+    def render(self) -> str:
+        lines = [
+            "# Managed by restartguard (alert_receiver). Changes here are overwritten;",
+            "# see the fix history in the receiver's state directory.",
+            "[Service]",
+        ]
+        lines += [f"{k}={v}" for k, v in self.settings.items()]
+        lines += [f"Environment={k}={v}" for k, v in self.environment.items()]
+        return "\n".join(lines) + "\n"
+
+
+def environment_of_show(text: str) -> dict[str, str]:
+    """``systemctl show -p Environment --value`` (space-separated NAME=VALUE) → mapping."""
+    out: dict[str, str] = {}
+    for assignment in text.split():
+        name, eq, val = assignment.partition("=")
+        if eq:
+            out[name] = val
+    return out
