@@ -23,8 +23,10 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import json
 import logging
 import math
+import mimetypes
 import re
 import threading
 import time
@@ -85,16 +87,24 @@ class TransientDiscordError(DiscordError):
     ``retry_after`` is the minimum number of seconds to wait before the next request through the
     same webhook (Discord's own figure for 429; a backoff hint otherwise). ``status`` is the HTTP
     status, or ``None`` when no response arrived. ``global_limit`` is true for Discord's global
-    rate limit.
+    rate limit. ``hinted`` is true when Discord itself supplied ``retry_after`` (429 body or a
+    ``Retry-After``/``X-RateLimit-Reset-After`` header) rather than this module's default guess.
     """
 
     def __init__(
-        self, message: str, *, retry_after: float, status: int | None = None, global_limit: bool = False
+        self,
+        message: str,
+        *,
+        retry_after: float,
+        status: int | None = None,
+        global_limit: bool = False,
+        hinted: bool = False,
     ) -> None:
         super().__init__(message)
         self.retry_after = retry_after
         self.status = status
         self.global_limit = global_limit
+        self.hinted = hinted
 
 
 class PermanentDiscordError(DiscordError):
@@ -472,8 +482,14 @@ class DiscordTransport:
                 return 0.0
             return remaining
 
-    def send(self, payload: Mapping[str, Any]) -> dict[str, Any] | None:
+    def send(
+        self, payload: Mapping[str, Any], *, files: Mapping[str, bytes] | None = None
+    ) -> dict[str, Any] | None:
         """POST one already-safe payload (see :func:`safe_payload`) to the webhook with ``?wait=true``.
+
+        ``files`` (``{filename: content}``) are uploaded as attachments in a multipart request
+        (``payload_json`` + ``files[n]``); embeds can show them via ``attachment://filename``.
+        ``attachments`` metadata is added to the payload unless it already has some.
 
         Returns Discord's message JSON (``None`` if Discord answered 204 or with a non-JSON body).
         Raises :class:`TransientDiscordError` for 429 (``retry_after`` from the JSON body, else the
@@ -488,8 +504,23 @@ class DiscordTransport:
         body = dict(payload)
         if self.username and "username" not in body:
             body["username"] = self.username
+        request: dict[str, Any] = {"json": body}
+        if files:
+            names = list(files)
+            body.setdefault("attachments", [{"id": i, "filename": name} for i, name in enumerate(names)])
+            request = {
+                "data": {"payload_json": json.dumps(body)},
+                "files": {
+                    f"files[{i}]": (
+                        name,
+                        files[name],
+                        mimetypes.guess_type(name)[0] or "application/octet-stream",
+                    )
+                    for i, name in enumerate(names)
+                },
+            }
         try:
-            response = self._session.post(self._url, json=body, timeout=self.timeout, allow_redirects=False)
+            response = self._session.post(self._url, timeout=self.timeout, allow_redirects=False, **request)
         except requests.Timeout:
             # `from None`: requests' own exception text includes the URL (with the token).
             raise TransientDiscordError(
@@ -544,12 +575,13 @@ class DiscordTransport:
         detail = truncate(detail, 300)
 
         if status == 429:
-            self._note_bucket(response)
+            # Conveyed by the exception's retry_after; not also recorded as a cooldown.
             retry_after = _float_or_none(data.get("retry_after"))
             if retry_after is None:
                 retry_after = _float_or_none(response.headers.get("Retry-After"))
             if retry_after is None:
                 retry_after = _float_or_none(response.headers.get("X-RateLimit-Reset-After"))
+            hinted = retry_after is not None
             if retry_after is None:
                 retry_after = _DEFAULT_TRANSIENT_BACKOFF
             global_limit = bool(data.get("global")) or response.headers.get("X-RateLimit-Global") == "true"
@@ -559,6 +591,7 @@ class DiscordTransport:
                 retry_after=_clamp_delay(retry_after),
                 status=status,
                 global_limit=global_limit,
+                hinted=hinted,
             )
         if status >= 500 or status == 408:
             hint = _float_or_none(response.headers.get("Retry-After"))
@@ -566,6 +599,7 @@ class DiscordTransport:
                 f"Discord answered HTTP {status} {detail}".rstrip(),
                 retry_after=_clamp_delay(hint if hint is not None else _DEFAULT_TRANSIENT_BACKOFF),
                 status=status,
+                hinted=hint is not None,
             )
         meaning = {
             400: "payload rejected",

@@ -30,6 +30,8 @@ or ``with FakeDiscord() as fake: ...`` outside pytest.
 
 from __future__ import annotations
 
+import email
+import email.policy
 import itertools
 import json
 import re
@@ -48,6 +50,7 @@ import pytest
 WEBHOOK_ID = "112233445566778899"
 WEBHOOK_TOKEN = "fAkE-T0kEn_" + "s3cr3t" * 8
 CHANNEL_ID = "998877665544332211"
+MAX_UPLOAD_BYTES = 10 * 1024 * 1024  # default upload limit for a non-boosted server
 
 _LIMITS = {
     "content": 2000,
@@ -111,6 +114,7 @@ class RecordedRequest:
     query: dict[str, list[str]]
     headers: dict[str, str]
     body: Any
+    files: dict[str, bytes] = field(default_factory=dict)  # multipart uploads: filename → bytes
     status: int = 0
     at: float = field(default_factory=time.monotonic)
 
@@ -124,7 +128,30 @@ def _units(text: str) -> int:
     return len(text.encode("utf-16-le")) // 2
 
 
-def validate_payload(payload: object, *, count: Callable[[str], int] = len) -> dict[str, str]:
+def _parse_multipart(content_type: str, raw: bytes) -> tuple[Any, dict[str, bytes]]:
+    """``payload_json`` + ``files[n]`` parts of a multipart/form-data body."""
+    message = email.message_from_bytes(
+        b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + raw, policy=email.policy.HTTP
+    )
+    body: Any = None
+    files: dict[str, bytes] = {}
+    for part in message.iter_parts() if message.is_multipart() else ():
+        name = part.get_param("name", header="content-disposition")
+        decoded = part.get_payload(decode=True)
+        data = decoded if isinstance(decoded, bytes) else b""
+        if name == "payload_json":
+            try:
+                body = json.loads(data)
+            except ValueError:
+                body = None
+        elif isinstance(name, str) and name.startswith("files["):
+            files[str(part.get_filename() or name)] = bytes(data)
+    return body, files
+
+
+def validate_payload(
+    payload: object, *, count: Callable[[str], int] = len, has_files: bool = False
+) -> dict[str, str]:
     """Discord-style validation of an execute-webhook JSON body. Returns ``{path: problem}``,
     empty when Discord would accept it. ``count`` measures text (``len`` = code points, like
     the server; pass a UTF-16 counter for the stricter check)."""
@@ -188,7 +215,7 @@ def validate_payload(payload: object, *, count: Callable[[str], int] = len) -> d
             errors[path] = "Embed is empty"
     if total > _LIMITS["embed_total"]:
         errors["embeds"] = f"Embed size exceeds maximum size of {_LIMITS['embed_total']}"
-    if not (isinstance(content, str) and content.strip()) and not embeds:
+    if not (isinstance(content, str) and content.strip()) and not embeds and not has_files:
         errors["_"] = "Cannot send an empty message"
     mentions = payload.get("allowed_mentions")
     if mentions is not None:
@@ -380,11 +407,18 @@ class FakeDiscord:
         length = int(h.headers.get("Content-Length") or 0)
         raw = h.rfile.read(length) if length else b""
         parts = urlsplit(h.path)
-        try:
-            body: Any = json.loads(raw) if raw else None
-        except ValueError:
-            body = None
-        record = RecordedRequest("POST", parts.path, parse_qs(parts.query), dict(h.headers.items()), body)
+        files: dict[str, bytes] = {}
+        content_type = h.headers.get("Content-Type", "")
+        if content_type.startswith("multipart/form-data"):
+            body, files = _parse_multipart(content_type, raw)
+        else:
+            try:
+                body = json.loads(raw) if raw else None
+            except ValueError:
+                body = None
+        record = RecordedRequest(
+            "POST", parts.path, parse_qs(parts.query), dict(h.headers.items()), body, files=files
+        )
         with self._cond:
             self.requests.append(record)
             action: Action = self._script.popleft() if self._script else Normal()
@@ -392,7 +426,7 @@ class FakeDiscord:
                 self.hanging += 1
             self._cond.notify_all()
 
-        status, reply, headers = self._decide(action, parts.path, parts.query, body)
+        status, reply, headers = self._decide(action, parts.path, parts.query, body, files)
         with self._cond:
             record.status = status
             if isinstance(action, Hang):
@@ -400,7 +434,9 @@ class FakeDiscord:
             self._cond.notify_all()
         self._reply(h, status, reply, headers)
 
-    def _decide(self, action: Action, path: str, query: str, body: Any) -> tuple[int, Any, dict[str, str]]:
+    def _decide(
+        self, action: Action, path: str, query: str, body: Any, files: Mapping[str, bytes]
+    ) -> tuple[int, Any, dict[str, str]]:
         if isinstance(action, Hang):
             self._release.wait(action.max_seconds)
             return action.then, {"message": "lost in flight", "code": 0}, {}
@@ -417,7 +453,9 @@ class FakeDiscord:
             return 404, {"message": "Unknown Webhook", "code": 10015}, {}
         if match.group(2) != self.token:
             return 401, {"message": "Invalid Webhook Token", "code": 50027}, {}
-        errors = validate_payload(body)
+        if sum(len(data) for data in files.values()) > MAX_UPLOAD_BYTES:
+            return 413, {"message": "Request entity too large", "code": 40005}, {}
+        errors = validate_payload(body, has_files=bool(files))
         if errors:
             return 400, {"code": 50035, "message": "Invalid Form Body", "errors": errors}, {}
 
@@ -431,7 +469,7 @@ class FakeDiscord:
                     return self._rate_limited(retry, False)
                 self._bucket_used += 1
             headers = self._bucket_headers(now)
-            message = self._message(body)
+            message = self._message(body, files)
             self.messages.append(message)
         wait = self.honour_wait and parse_qs(query).get("wait", ["false"])[-1].lower() == "true"
         return (200, message, headers) if wait else (204, None, headers)
@@ -449,8 +487,11 @@ class FakeDiscord:
         body = {"message": "You are being rate limited.", "retry_after": retry_after, "global": global_}
         return 429, body, headers
 
-    def _message(self, body: Mapping[str, Any]) -> dict[str, Any]:
+    def _message(self, body: Mapping[str, Any], files: Mapping[str, bytes]) -> dict[str, Any]:
         users, everyone = resolve_mentions(body)
+        attachments = [
+            {"id": str(next(self._ids)), "filename": name, "size": len(data)} for name, data in files.items()
+        ]
         return {
             "id": str(next(self._ids)),
             "type": 0,
@@ -469,6 +510,7 @@ class FakeDiscord:
             "mentions": [{"id": u} for u in users],
             "pinged_users": users,
             "allowed_mentions": body.get("allowed_mentions"),
+            "attachments": attachments,
         }
 
 

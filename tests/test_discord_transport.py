@@ -338,6 +338,18 @@ def test_send_handles_204(discord_fake: FakeDiscord) -> None:
     assert discord_fake.messages[0]["author"]["username"] == "Captain Hook"
 
 
+def test_files_are_uploaded_as_multipart_attachments(discord_fake: FakeDiscord) -> None:
+    png = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4
+    payload = {"embeds": [{"title": "weekly", "image": {"url": "attachment://chart.png"}}]}
+    message = DiscordTransport(discord_fake.url).send(payload, files={"chart.png": png})
+    assert message is not None
+    assert message["attachments"][0]["filename"] == "chart.png"
+    request = discord_fake.requests[0]
+    assert request.files == {"chart.png": png}
+    assert request.body["attachments"] == [{"id": 0, "filename": "chart.png"}]
+    assert request.body["embeds"][0]["image"]["url"] == "attachment://chart.png"
+
+
 def test_existing_query_parameters_are_kept(discord_fake: FakeDiscord) -> None:
     transport = DiscordTransport(discord_fake.url + "?thread_id=42&wait=false")
     transport.send({"content": "x"})
