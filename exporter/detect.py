@@ -36,6 +36,8 @@ START_PRIORITY = {Source.SYSTEMD: 0, Source.STDOUT: 1, Source.LOG: 2, Source.KER
 # Stable order for signals with the same timestamp: systemd facts before log facts.
 _SOURCE_ORDER = {Source.KERNEL: 0, Source.SYSTEMD: 1, Source.STDOUT: 2, Source.LOG: 3}
 OOM_ATTRIBUTION_WINDOW = timedelta(seconds=30)
+# How long after systemd's "Started" a process that has written nothing yet may log its banner.
+STARTUP_GRACE = timedelta(minutes=5)
 MAX_EVIDENCE = 8
 
 
@@ -83,10 +85,22 @@ class Lifetime:
         mine = self.start_pid()
         return mine is None or sig.pid is None or mine == sig.pid
 
+    def awaits_banner(self, sig: Signal) -> bool:
+        """Whether ``sig`` is the late banner of the process systemd started here, which has written
+        nothing yet (slow imports can take longer than the merge window)."""
+        if self.dead or not self.starts or sig.source is Source.SYSTEMD:
+            return False
+        if any(s.source is not Source.SYSTEMD for s in self.starts):
+            return False
+        if any(s.source in (Source.LOG, Source.STDOUT) for s in self.signals):
+            return False
+        return timedelta(0) <= sig.at - self.starts[0].at <= STARTUP_GRACE
+
 
 @dataclass(frozen=True)
 class JournalSpan:
-    """The time range the journal input covers with systemd messages about the unit."""
+    """The time range the journal input covers (known when it holds systemd messages about the unit):
+    a process started by systemd within it shows a systemd start."""
 
     first: datetime
     last: datetime
@@ -102,7 +116,7 @@ def split_lifetimes(signals: Iterable[Signal], merge_window: timedelta) -> list[
     for sig in sorted(signals, key=sort_key):
         cur = lifetimes[-1]
         if sig.kind is Kind.START:
-            if cur.can_merge(sig, merge_window):
+            if cur.can_merge(sig, merge_window) or cur.awaits_banner(sig):
                 cur.starts.append(sig)
             else:
                 lifetimes.append(Lifetime(starts=[sig]))
@@ -192,13 +206,13 @@ def classify_end(
             return Cause.API_TIMEOUT, [tb, *deaths[:2]], tb
         return Cause.EXCEPTION, [tb, *deaths[:2]], tb
 
+    # A new process the journal should have seen systemd start, but did not: another supervisor
+    # started it, while the old one lived (no death seen) or after it died of no known cause.
     new_by_systemd = any(s.source is Source.SYSTEMD for s in next_start.starts)
     start_at = next_start.start_at
     journal_saw_it = journal is not None and start_at is not None and journal.covers(start_at)
-    if journal_saw_it and not new_by_systemd and not life.dead:
-        return Cause.SUPERVISOR_CONFLICT, next_start.starts[:2], None
-    if journal_saw_it and not new_by_systemd and not deaths:
-        return Cause.SUPERVISOR_CONFLICT, next_start.starts[:2], None
+    if journal_saw_it and not new_by_systemd:
+        return Cause.SUPERVISOR_CONFLICT, [*next_start.starts[:2], *deaths[:2]], None
     return Cause.OTHER, deaths[:3] or [s for s in sigs if s.kind is Kind.CHECK][-1:], None
 
 

@@ -71,18 +71,15 @@ def journal_signals(
     keyed.sort(key=lambda k: (k[0], k[1]))
     parser = JournalParser(unit, rules)
     out: list[Signal] = []
-    first = last = None
     saw_systemd = False
-    for at, _, entry in keyed:
+    for _, _, entry in keyed:
         sigs = parser.feed(entry)
-        relevant = bool(sigs) or entry.get("_SYSTEMD_UNIT") == parser.unit or entry.get("UNIT") == parser.unit
-        if relevant:
-            first = first or at
-            last = at
         saw_systemd = saw_systemd or any(s.source is Source.SYSTEMD for s in sigs)
         out.extend(sigs)
     out.extend(parser.flush())
-    span = JournalSpan(first, last) if saw_systemd and first and last else None
+    # The journal covers its whole time range (entries of every unit and the kernel), not only the
+    # moments the unit itself logged: a start systemd would have logged then, it did not make.
+    span = JournalSpan(keyed[0][0], keyed[-1][0]) if saw_systemd and keyed else None
     return out, span
 
 

@@ -99,7 +99,10 @@ class JournalParser:
             pid == 1 or entry.get("_COMM") == "systemd" or entry.get("SYSLOG_IDENTIFIER") == "systemd"
         ):
             sig = self._systemd(entry, at)
-            return [sig] if sig is not None else []
+            if sig is None:
+                return []
+            # The main process is gone: its traceback on stderr is complete now.
+            return [*self.stdout.flush(), sig] if sig.kind is Kind.EXIT else [sig]
         if entry.get("_SYSTEMD_UNIT") == self.unit and pid != 1:
             self.last_stdout_at = at
             text = entry_message(entry)

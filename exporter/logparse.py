@@ -164,11 +164,23 @@ class LineParser:
         out: list[Signal] = []
         own = parse_timestamp(line, self.tz) if line[:1].isdigit() or line[:1] == "[" else None
         if self.pending:
-            if own is None and (_is_continuation(line) or not self.pending_saw_exception):
+            # A line of another process (journal), or a fresh traceback after a complete one, is
+            # not part of the pending traceback.
+            other_process = pid is not None and self.pending_pid is not None and pid != self.pending_pid
+            fresh = self.pending_saw_exception and line.startswith(P.TRACEBACK_START)
+            if (
+                own is None
+                and not other_process
+                and not fresh
+                and (_is_continuation(line) or not self.pending_saw_exception)
+            ):
                 if len(self.pending) < MAX_TRACEBACK_LINES:
                     self.pending.append(line)
                 if not _is_continuation(line):
                     self.pending_saw_exception = True
+                elif line.startswith(P.TRACEBACK_CONTINUATIONS):
+                    # A chained traceback follows: its own final exception line is still to come.
+                    self.pending_saw_exception = False
                 return out
             out.append(self._flush())
         when = at or own or self.last_ts
