@@ -61,6 +61,7 @@ LIMITS: Final[Mapping[str, int]] = MappingProxyType(
 
 ELLIPSIS: Final = "…"
 ZWSP: Final = "\u200b"
+FENCE: Final = "```"
 
 #: Top-level keys forwarded to Discord; anything else (files, components, polls, a caller's own
 #: ``allowed_mentions``) is dropped because this relay neither needs nor validates it.
@@ -69,7 +70,6 @@ _PASSTHROUGH_KEYS: Final = ("username", "avatar_url", "tts", "flags", "thread_na
 _EMBED_PLAIN_KEYS: Final = ("url", "timestamp", "color", "image", "thumbnail")
 _EMBED_VISIBLE_KEYS: Final = ("title", "description", "fields", "author", "footer", "image", "thumbnail")
 
-_MASS_MENTION = re.compile(r"@(everyone|here)")
 _USER_MENTION = re.compile(r"<@!?(\d{15,25})>")
 
 #: Statuses after which the webhook itself is unusable (deleted, bad token, no permission):
@@ -164,10 +164,17 @@ def _valid_unicode(text: str) -> str:
 
 
 def truncate(text: str, limit: int) -> str:
-    """``text`` unchanged if it fits in ``limit``, else its longest prefix that fits with '…' appended."""
+    """``text`` unchanged if it fits in ``limit``, else its longest prefix that fits with '…'
+    appended. A code block left open by the cut is closed again ("…\n```") so the rest of the
+    message does not render as code."""
     if text_length(text) <= limit:
         return text
-    return text[: _prefix_end(text, limit - 1)] + ELLIPSIS
+    kept = text[: _prefix_end(text, limit - 1)]
+    if kept.count(FENCE) % 2 and limit > len(FENCE) + 2:
+        kept = text[: _prefix_end(text, limit - 2 - len(FENCE))]
+        if kept.count(FENCE) % 2:
+            return kept + ELLIPSIS + "\n" + FENCE
+    return kept + ELLIPSIS
 
 
 def neutralise_mass_mentions(text: str) -> str:
@@ -176,16 +183,12 @@ def neutralise_mass_mentions(text: str) -> str:
     Idempotent. ``allowed_mentions.parse == []`` already prevents the ping; this is the second
     line of defence (e.g. a message forwarded or quoted elsewhere without allowed_mentions).
     """
-    return _MASS_MENTION.sub("@" + ZWSP + r"\1", text)
+    if "@" not in text:
+        return text
+    return text.replace("@everyone", "@" + ZWSP + "everyone").replace("@here", "@" + ZWSP + "here")
 
 
-def split_content(text: str, limit: int = LIMITS["content"]) -> list[str]:
-    """Split ``text`` into chunks of at most ``limit`` units, preferring line boundaries.
-
-    Concatenating the chunks gives back ``text`` exactly, except that chunks consisting only of
-    whitespace are dropped (Discord rejects empty messages). A line longer than ``limit`` is split
-    at its last space within the window, or hard at the limit when it has none.
-    """
+def _raw_chunks(text: str, limit: int) -> list[str]:
     chunks: list[str] = []
     rest = text
     while rest:
@@ -199,9 +202,37 @@ def split_content(text: str, limit: int = LIMITS["content"]) -> list[str]:
             cut = window.rfind(" ") + 1
         if cut <= 0:
             cut = end
+            while 0 < cut < len(rest) and rest[cut - 1] == "`" and rest[cut] == "`":
+                cut -= 1  # never split a ``` fence
+            if cut == 0:
+                cut = end
         chunks.append(rest[:cut])
         rest = rest[cut:]
     return [chunk for chunk in chunks if chunk.strip()]
+
+
+def split_content(text: str, limit: int = LIMITS["content"]) -> list[str]:
+    """Split ``text`` into chunks of at most ``limit`` units, preferring line boundaries.
+
+    Concatenating the chunks gives back ``text`` exactly, except that chunks consisting only of
+    whitespace are dropped (Discord rejects empty messages) and that a code block (```) spanning
+    a split is closed at the end of one chunk ("\n```") and reopened at the start of the next
+    ("```\n"). A line longer than ``limit`` is split at its last space within the window, or
+    hard at the limit when it has none.
+    """
+    if text_length(text) <= limit:
+        return [text] if text.strip() else []
+    if FENCE not in text:
+        return _raw_chunks(text, limit)
+    reopen, close = FENCE + "\n", "\n" + FENCE
+    chunks: list[str] = []
+    inside = False
+    for raw in _raw_chunks(text, limit - len(reopen) - len(close)):
+        chunk = reopen + raw if inside else raw
+        if raw.count(FENCE) % 2:
+            inside = not inside
+        chunks.append(chunk + close if inside else chunk)
+    return chunks
 
 
 def _text(value: object) -> str:

@@ -125,7 +125,10 @@ class Outbox:
         #: Must exceed the HTTP timeout, or a second worker could resend a row still in flight.
         self.lease_seconds = lease_seconds if lease_seconds is not None else timeout + 5.0
         self.retention_seconds = retention_seconds
-        self._lock = threading.RLock()
+        self._lock = threading.RLock()  # guards the connection
+        # Held from claiming a row until its outcome is recorded, so close() never strands a
+        # message that Discord accepted but the database does not know about yet.
+        self._delivering = threading.RLock()
         self._wake = threading.Event()
         self._closed = False
         self._warned_no_transport = False
@@ -277,41 +280,49 @@ class Outbox:
         delivered = 0
         self._maybe_prune()
         for _ in range(limit):
-            if self._meta("webhook_gone") is not None:
+            with self._delivering:
+                outcome = self._deliver_one(transport)
+            if outcome is None:
                 break
-            now = self._clock()
-            cooldown = transport.cooldown()
-            if cooldown > 0:
-                self._pause_until(now + cooldown)
-                break
-            row = self._claim(now)
-            if row is None:
-                break
-            row_id, payload_json, attempts, created_at = row
-            try:
-                message = transport.send(json.loads(payload_json))
-            except TransientDiscordError as exc:
-                self._on_transient(row_id, attempts, created_at, exc)
-                break
-            except PermanentDiscordError as exc:
-                if exc.webhook_unusable:
-                    self._on_webhook_gone(row_id, exc, transport.fingerprint)
-                    break
-                self._on_failed(row_id, exc)
-                continue
-            except Exception as exc:
-                # A bug, not Discord: keep the row, back off, let the worker live on.
-                log.exception("discord outbox: unexpected error sending row %d", row_id)
-                self._on_transient(
-                    row_id,
-                    attempts,
-                    created_at,
-                    TransientDiscordError(f"unexpected {type(exc).__name__}", retry_after=0.0),
-                )
-                break
-            self._on_sent(row_id, message)
-            delivered += 1
+            delivered += outcome
         return delivered
+
+    def _deliver_one(self, transport: DiscordTransport) -> int | None:
+        """Claim, send and record one row: 1 = sent, 0 = failed (continue), None = stop the batch."""
+        if self._closed or self._meta("webhook_gone") is not None:
+            return None
+        now = self._clock()
+        cooldown = transport.cooldown()
+        if cooldown > 0:
+            self._pause_until(now + cooldown)
+            return None
+        row = self._claim(now)
+        if row is None:
+            return None
+        row_id, payload_json, attempts, created_at = row
+        try:
+            message = transport.send(json.loads(payload_json))
+        except TransientDiscordError as exc:
+            self._on_transient(row_id, attempts, created_at, exc)
+            return None
+        except PermanentDiscordError as exc:
+            if exc.webhook_unusable:
+                self._on_webhook_gone(row_id, exc, transport.fingerprint)
+                return None
+            self._on_failed(row_id, exc)
+            return 0
+        except Exception as exc:
+            # A bug, not Discord: keep the row, back off, let the worker live on.
+            log.exception("discord outbox: unexpected error sending row %d", row_id)
+            self._on_transient(
+                row_id,
+                attempts,
+                created_at,
+                TransientDiscordError(f"unexpected {type(exc).__name__}", retry_after=0.0),
+            )
+            return None
+        self._on_sent(row_id, message)
+        return 1
 
     def pending_count(self) -> int:
         """Rows not yet delivered nor given up (including in-flight ones)."""
@@ -391,13 +402,14 @@ class Outbox:
                 self._wake.wait(delay)
 
     def close(self) -> None:
-        """Close the database. Idempotent; stop any worker first (it exits at its next turn)."""
-        with self._lock:
+        """Close the database. Idempotent. Waits for a delivery in flight (at most one request,
+        bounded by the transport timeout) to be recorded; a running worker exits at its next turn."""
+        self._wake.set()
+        with self._delivering, self._lock:
             if self._closed:
                 return
             self._closed = True
             self._db.close()
-        self._wake.set()
 
     # -- internals -------------------------------------------------------------------------
 
@@ -412,7 +424,7 @@ class Outbox:
         if nxt is None:
             return cap
         pause = self._meta("paused_until")
-        if pause is not None:
+        if pause is not None and float(pause) <= now + self._horizon:
             nxt = max(float(nxt), float(pause))
         return min(max(float(nxt) - now, 0.0), cap)
 
@@ -422,18 +434,25 @@ class Outbox:
             if current is None or float(current[0]) < until:
                 self._set_meta(db, "paused_until", repr(until))
 
+    @property
+    def _horizon(self) -> float:
+        """No wait we schedule is longer than this; a deadline further out than ``now + horizon``
+        can only come from the wall clock jumping backwards, and is treated as due."""
+        return max(self.backoff_cap, 3600.0, self.lease_seconds) + 60.0
+
     def _claim(self, now: float) -> tuple[int, str, int, float] | None:
         """Lease the oldest due row (attempts += 1) unless the outbox is paused."""
+        horizon = now + self._horizon
         with self._tx() as db:
             pause = db.execute("SELECT value FROM meta WHERE key = 'paused_until'").fetchone()
-            if pause is not None and now < float(pause[0]):
+            if pause is not None and now < float(pause[0]) <= horizon:
                 return None
             row = db.execute(
                 "SELECT id, payload, attempts, created_at FROM outbox"
-                " WHERE state = 'pending' AND next_attempt_at <= ?"
-                " AND (lease_until IS NULL OR lease_until <= ?)"
+                " WHERE state = 'pending' AND (next_attempt_at <= ? OR next_attempt_at > ?)"
+                " AND (lease_until IS NULL OR lease_until <= ? OR lease_until > ?)"
                 " ORDER BY id LIMIT 1",
-                (now, now),
+                (now, horizon, now, horizon),
             ).fetchone()
             if row is None:
                 return None

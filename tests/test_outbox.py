@@ -364,6 +364,39 @@ def test_leased_row_is_not_sent_by_another_outbox(db: Path, discord_fake: FakeDi
     second.close()
 
 
+def test_close_waits_for_the_delivery_in_flight(db: Path, discord_fake: FakeDiscord) -> None:
+    """A graceful shutdown mid-request must still record the outcome (no resend after restart)."""
+    box = Outbox(db, DiscordTransport(discord_fake.url))
+    box.enqueue({"content": "in flight during shutdown"})
+    discord_fake.script(Hang(then=200))
+    sender = threading.Thread(target=box.deliver_due)
+    sender.start()
+    discord_fake.wait_for(lambda: discord_fake.hanging == 1, timeout=2)
+    closer = threading.Thread(target=box.close)
+    closer.start()
+    closer.join(timeout=0.1)
+    assert closer.is_alive()  # waiting for the request to finish
+    discord_fake.release()
+    closer.join(timeout=2)
+    sender.join(timeout=2)
+    reopened = Outbox(db, DiscordTransport(discord_fake.url))
+    assert [r["state"] for r in reopened.snapshot()] == ["sent"]
+    assert reopened.deliver_due() == 0
+    assert len(discord_fake.requests) == 1
+    reopened.close()
+
+
+def test_wall_clock_jumping_back_does_not_stall_delivery(
+    outbox: Outbox, discord_fake: FakeDiscord, clock: FakeClock
+) -> None:
+    outbox.enqueue({"content": "a"})
+    discord_fake.fail_next(1, status=429, retry_after=5)
+    outbox.deliver_due()
+    clock.advance(-86400)  # NTP step: the scheduled retry now looks a day away
+    assert outbox.deliver_due() == 1
+    assert discord_fake.contents() == ["a"]
+
+
 def test_closed_outbox_refuses_work(outbox: Outbox) -> None:
     outbox.close()
     outbox.close()  # idempotent
