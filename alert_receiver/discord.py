@@ -451,8 +451,9 @@ class DiscordTransport:
     """Executes one Discord webhook. The only place in the receiver that talks to Discord.
 
     ``send`` performs exactly one HTTP request (no retries, no sleeping) and either returns or
-    raises a :class:`DiscordError` subclass; callers decide when to retry. Safe to share between
-    threads (``requests.Session`` is used for connection reuse only).
+    raises a :class:`DiscordError` subclass; callers decide when to retry. The outbox sends one
+    request at a time; other callers sharing a transport across threads rely on
+    ``requests.Session`` tolerating concurrent use (it does for plain POSTs in practice).
 
     The webhook URL is a secret: it is kept private, never logged, never put into an exception
     message, and ``repr()`` shows only :attr:`redacted_url`.
@@ -466,10 +467,15 @@ class DiscordTransport:
         timeout: float = 10.0,
         username: str | None = "restartguard",
     ) -> None:
-        parts = urlsplit(webhook_url.strip())
-        if parts.scheme not in ("http", "https") or not parts.hostname:
+        try:
+            parts = urlsplit(webhook_url.strip())
+            usable = parts.scheme in ("http", "https") and bool(parts.hostname)
+            host = f"{parts.hostname}:{parts.port}" if parts.port else str(parts.hostname)
+        except ValueError:  # e.g. a malformed IPv6 literal or port
+            usable = False
+        if not usable:
             raise PermanentDiscordError(
-                "Discord webhook URL is not an http(s) URL (value withheld: it contains a secret)",
+                "Discord webhook URL is not a usable http(s) URL (value withheld: it contains a secret)",
                 status=None,
             )
         query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "wait"]
@@ -477,7 +483,7 @@ class DiscordTransport:
         self._url = urlunsplit(parts._replace(query=urlencode(query), fragment=""))
         path = parts.path.rstrip("/")
         secret_tail = path.rsplit("/", 1)[-1] if "/" in path else path
-        self.redacted_url = urlunsplit((parts.scheme, parts.netloc, path.rsplit("/", 1)[0] + "/***", "", ""))
+        self.redacted_url = urlunsplit((parts.scheme, host, path.rsplit("/", 1)[0] + "/***", "", ""))
         #: Stable, non-reversible identity of the webhook (e.g. to notice a changed URL).
         self.fingerprint = hashlib.sha256(webhook_url.strip().encode()).hexdigest()[:16]
         for secret in {secret_tail, path, webhook_url.strip()}:

@@ -463,12 +463,27 @@ def test_timeout_is_transient(discord_fake: FakeDiscord) -> None:
     discord_fake.release()
 
 
-@pytest.mark.parametrize("url", ["", "discord.com/api/webhooks/1/abc", "ftp://x/y/secret-token-abc"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "",
+        "discord.com/api/webhooks/1/abc",
+        "ftp://x/y/secret-token-abc",
+        "https://[::1/api/webhooks/1/secret-token-abc",
+        "https://discord.com:99999/api/webhooks/1/secret-token-abc",
+    ],
+)
 def test_bad_url_is_permanent_and_not_echoed(url: str) -> None:
     with pytest.raises(PermanentDiscordError) as err:
         DiscordTransport(url)
     assert err.value.status is None
     assert "secret-token" not in str(err.value)
+
+
+def test_redacted_url_hides_token_and_userinfo() -> None:
+    transport = DiscordTransport("https://user:pw@discord.com/api/webhooks/42/secret-token-abc")
+    assert transport.redacted_url == "https://discord.com/api/webhooks/42/***"
+    assert repr(transport) == "DiscordTransport('https://discord.com/api/webhooks/42/***')"
 
 
 def test_cooldown_reports_an_empty_bucket() -> None:
