@@ -19,7 +19,7 @@ A failed fix always pages.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from alert_receiver import messages
@@ -69,38 +69,53 @@ class Escalator:
         self.clock = clock
 
     def escalate(
-        self, reason: str, subject: str, ctx: EscalationContext, *, incident_id: int | None, from_alert: bool
-    ) -> bool:
-        """Record and (unless deduplicated/suppressed) enqueue one escalation; True if it was sent."""
+        self,
+        reasons: Sequence[tuple[str, bool]],
+        subject: str,
+        ctx: EscalationContext,
+        *,
+        incident_id: int | None,
+    ) -> list[str]:
+        """Record each (reason, from_alert) for ``subject`` and page once for those that are new
+        and not suppressed. Returns the reasons sent (again, after a crash: the outbox dedupes)."""
         rs = self.settings.receiver
-        window = 0.0 if (reason in ALWAYS_SEND and not from_alert) else rs.escalation_repeat_seconds
-        decision = self.store.record_escalation(
-            reason,
-            subject,
-            self.clock(),
-            incident_id=incident_id,
-            repeat_window=window,
-            data={"situation": ctx.situation, "cause": ctx.cause, "report": ctx.report_path},
-        )
-        if decision is None:
-            # Seen before. If it was to be sent, enqueue again: the outbox's dedupe key makes this a
-            # no-op unless the receiver died between recording and enqueueing.
-            row = (
-                self.store.read()
-                .execute("SELECT sent FROM escalations WHERE reason = ? AND subject = ?", (reason, subject))
-                .fetchone()
+        now = self.clock()
+        to_send: list[str] = []
+        for reason, from_alert in dict.fromkeys(reasons):
+            window = 0.0 if (reason in ALWAYS_SEND and not from_alert) else rs.escalation_repeat_seconds
+            decision = self.store.record_escalation(
+                reason,
+                subject,
+                now,
+                incident_id=incident_id,
+                repeat_window=window,
+                data={"situation": ctx.situation, "cause": ctx.cause, "report": ctx.report_path},
             )
-            if row is None or not row["sent"]:
-                return False
-        elif decision is False:
-            log.info(
-                "escalation %s for %s suppressed (one was sent within the repeat window)", reason, subject
-            )
-            return False
+            if decision is None:
+                # Seen before. If it was to be sent, enqueue again: the outbox's dedupe key makes
+                # this a no-op unless the receiver died between recording and enqueueing.
+                row = (
+                    self.store.read()
+                    .execute(
+                        "SELECT sent FROM escalations WHERE reason = ? AND subject = ?", (reason, subject)
+                    )
+                    .fetchone()
+                )
+                if row is not None and row["sent"] and reason not in to_send:
+                    to_send.append(reason)
+            elif decision:
+                if reason not in to_send:
+                    to_send.append(reason)
+            else:
+                log.info(
+                    "escalation %s for %s suppressed (one was sent within the repeat window)", reason, subject
+                )
+        if not to_send:
+            return []
         payload = messages.escalation(
             rs.language,
             service=self.settings.service_name,
-            reason=reason,
+            reasons=to_send,
             owner_user_id=rs.owner_user_id,
             situation=ctx.situation,
             restarts_hour=ctx.restarts_hour,
@@ -111,5 +126,6 @@ class Escalator:
             report_path=ctx.report_path,
         )
         owners = (rs.owner_user_id,) if rs.owner_user_id else ()
-        self.outbox.enqueue(payload, dedupe_key=f"escalation:{reason}:{subject}", allow_user_ids=owners)
-        return decision is not None
+        key = f"escalation:{subject}:{'+'.join(sorted(to_send))}"
+        self.outbox.enqueue(payload, dedupe_key=key, allow_user_ids=owners)
+        return to_send

@@ -403,7 +403,7 @@ def escalation(
     lang: str,
     *,
     service: str,
-    reason: str,
+    reasons: Sequence[str],
     owner_user_id: str | None,
     situation: str,
     restarts_hour: int,
@@ -423,7 +423,11 @@ def escalation(
     counts = t(lang, "counts_value", hour=restarts_hour, day=restarts_day, same="-").split(" (")[0]
     return {
         "content": t(
-            lang, "escalation_content", mention=mention, service=service, reason=reason_text(lang, reason)
+            lang,
+            "escalation_content",
+            mention=mention,
+            service=service,
+            reason=" / ".join(reason_text(lang, r) for r in reasons),
         ),
         "embeds": [
             {

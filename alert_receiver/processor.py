@@ -138,7 +138,7 @@ class Processor:
         lines = [alert.annotation("summary"), alert.annotation("description")]
         situation = f"`{alert.alertname}`: " + " ".join(x for x in lines if x)[:800]
         self.escalator.escalate(
-            reason,
+            [(reason, True)],
             f"alert:{alert.key}",
             EscalationContext(
                 situation=situation,
@@ -150,7 +150,6 @@ class Processor:
                 report_path=path,
             ),
             incident_id=incident_id,
-            from_alert=True,
         )
         self._write_report(incident_id, alert, finding, None)
 
@@ -220,16 +219,12 @@ class Processor:
         from_alert = alert_reason(alert)
         if from_alert is not None:
             reasons.append((from_alert, True))
-        seen: set[str] = set()
-        for reason, is_alert in reasons:
-            if reason in seen:
-                continue
-            seen.add(reason)
+        if reasons:
             self.escalator.escalate(
-                reason,
+                reasons,
                 incident_key,
                 EscalationContext(
-                    situation=self._situation(reason, alert, finding),
+                    situation=self._situation([x for x, _ in reasons], alert, finding),
                     restarts_hour=finding.restarts_last_hour,
                     restarts_day=finding.restarts_last_day,
                     cause=finding.cause,
@@ -238,7 +233,6 @@ class Processor:
                     report_path=path,
                 ),
                 incident_id=incident_id,
-                from_alert=is_alert,
             )
 
         self.store.update_incident(
@@ -270,9 +264,9 @@ class Processor:
             )
             self.store.update_incident(incident_id, self.clock(), history_written=True)
 
-    def _situation(self, reason: str, alert: Alert, finding: Finding) -> str:
+    def _situation(self, reasons: list[str], alert: Alert, finding: Finding) -> str:
         lang = self.rs.language
-        text = messages.reason_text(lang, reason)
+        text = " / ".join(messages.reason_text(lang, x) for x in dict.fromkeys(reasons))
         r = finding.restart
         if r is not None:
             at = r.at.strftime("%Y-%m-%d %H:%M:%S UTC")
