@@ -43,6 +43,7 @@ MID_RESTART = "5eb03494b6584870a536b337290809b3"
 MID_OOM = "fe6faa94e7774663a0da52717891d8ef"
 MID_CPU = "ae8f7b866b0347b9af31fe1c80b127c0"
 
+STDOUT_LATENCY_USEC = 250
 SIGNALS = {6: "ABRT", 9: "KILL", 11: "SEGV", 15: "TERM"}
 
 # Final exception lines of the tracebacks tests use, by client library.
@@ -117,10 +118,13 @@ class Incident:
         return pid
 
     # -- journal primitives -----------------------------------------------------------------
-    def _entry(self, message: str | list[int], fields: dict[str, Any]) -> dict[str, Any]:
+    def _entry(
+        self, message: str | list[int], fields: dict[str, Any], latency_usec: int = 0
+    ) -> dict[str, Any]:
         self._seq += 1
         # Every entry gets its own microsecond so that entries keep their order like journald's.
-        usec = max(int(self.now.timestamp()) * 1_000_000 + self.now.microsecond, self._last_usec + 1)
+        now_usec = int(self.now.timestamp()) * 1_000_000 + self.now.microsecond + latency_usec
+        usec = max(now_usec, self._last_usec + 1)
         self._last_usec = usec
         entry: dict[str, Any] = {
             "__CURSOR": f"s=0a1b;i={self._seq:x};b={BOOT_ID};m={self._seq:x};t={usec:x};x=0",
@@ -170,6 +174,9 @@ class Incident:
                 "_TRANSPORT": "stdout",
                 "PRIORITY": "6",
             },
+            # journald stamps a stdout line when it reads it, a little after the trader's own
+            # (millisecond) log timestamp of the same record.
+            latency_usec=STDOUT_LATENCY_USEC,
         )
 
     def kernel(self, message: str) -> dict[str, Any]:

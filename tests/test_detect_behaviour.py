@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -28,6 +29,7 @@ from incident_builder import (
     Incident,
 )
 
+from exporter import logfile
 from exporter.detect import escalation_for
 from exporter.investigate import Investigation, investigate, read_journal_file, rules_from_settings
 from exporter.journal import JournalParser
@@ -95,10 +97,15 @@ def running(n_checks: int = 10, **kw: Any) -> Incident:
 
 
 def test_handled_traceback_followed_by_checks_is_not_a_restart(tmp_path: Path) -> None:
-    inc = running(10)
-    inc.traceback(KEY_ERROR, message="check failed, skipping this round", level="ERROR")
-    inc.checks(10)
-    assert run(tmp_path, inc).restarts == []
+    inc = Incident()
+    inc.boot(stdout=True)
+    inc.checks(10, stdout=True)
+    inc.traceback(KEY_ERROR, message="check failed, skipping this round", level="ERROR", stdout=True)
+    inc.checks(10, stdout=True)
+    for kw in ({}, {"log": False}, {"journal": False}):
+        res = run(tmp_path, inc, **kw)
+        assert res.restarts == [], kw
+        assert not res.escalation.required
 
 
 def test_handled_traceback_does_not_make_a_later_silent_death_an_exception(tmp_path: Path) -> None:
@@ -119,6 +126,14 @@ def test_timeout_that_was_retried_is_not_a_restart(tmp_path: Path) -> None:
     inc.log("GET /api/v2/mix/market/ticker timed out, retrying (1/3)", "WARNING")
     inc.checks(10)
     assert run(tmp_path, inc).restarts == []
+    # ... nor the cause of a later death: the process died of something else.
+    inc.advance(30)
+    inc.log("GET /api/v2/mix/market/ticker timed out, retrying (1/3)", "WARNING")
+    inc.checks(1)
+    inc.exits(1)
+    inc.restart_by_systemd()
+    r = only(run(tmp_path, inc))
+    assert (r.cause, r.last_check) == (Cause.OTHER, 21)
 
 
 def test_retried_timeout_traceback_then_silent_death_is_not_api_timeout(tmp_path: Path) -> None:
@@ -278,6 +293,16 @@ def test_watchdog_timeout_is_systemd_kill(tmp_path: Path) -> None:
     r = only(run(tmp_path, inc))
     assert r.cause is Cause.SYSTEMD_KILL
     assert any("Watchdog" in e for e in r.evidence)
+
+
+def test_runtime_limit_is_systemd_kill(tmp_path: Path) -> None:
+    inc = running(15)
+    inc.systemd(f"{UNIT}: Service reached runtime time limit. Stopping.", PRIORITY=4)
+    inc.advance(0.5)
+    inc.main_exited("killed", 15)
+    inc.failed("timeout")
+    inc.restart_by_systemd()
+    assert causes(run(tmp_path, inc)) == ["systemd_kill"]
 
 
 def test_operator_restart_with_clean_exit_is_manual(tmp_path: Path) -> None:
@@ -538,6 +563,21 @@ def test_log_in_new_york_across_days_merges_with_the_utc_journal(tmp_path: Path)
     assert (r.cause, r.last_check, r.at) == (Cause.OTHER, 30, inc.started[-1])
 
 
+def test_log_timestamps_with_an_explicit_offset_win_over_log_tz(tmp_path: Path) -> None:
+    inc = Incident(log_tz="Asia/Tokyo")
+    inc.boot()
+    inc.checks(5)
+    inc.traceback(KEY_ERROR)
+    inc.exits(1)
+    inc.restart_by_systemd()
+    inc.log_lines = [
+        re.sub(r"^(\S+) (\d\d:\d\d:\d\d),(\d{3})", r"\1T\2.\3+09:00", line) for line in inc.log_lines
+    ]
+    assert inc.log_lines[0].startswith("2026-09-04T07:15:01.000+09:00 - trader")
+    r = only(run(tmp_path, inc, log_tz="UTC"))
+    assert (r.cause, r.at, r.last_check) == (Cause.EXCEPTION, inc.started[-1], 5)
+
+
 def test_log_only_input_finds_the_restart_and_its_traceback(tmp_path: Path) -> None:
     inc = running(33)
     inc.traceback(READ_TIMEOUT)
@@ -696,6 +736,7 @@ def dirty_copy(inc: Incident) -> tuple[bytes, bytes]:
             binary = dict(entry, __CURSOR="bin", MESSAGE=[0xFF, 0x00, 0x41, 0xC3], **stdout)
             journal += json.dumps(binary).encode() + b"\n"
             journal += b'{"__CURSOR": "bad-utf8", "MESSAGE": "\xff\xfe", "__REALTIME_TIMESTAMP": "x"}\n'
+            journal += json.dumps(dict(entry, __CURSOR="null", MESSAGE=None, **stdout)).encode() + b"\n"
     return bytes(journal), bytes(log)
 
 
@@ -716,6 +757,33 @@ def test_garbage_nuls_and_huge_lines_do_not_stop_or_skew_the_count(tmp_path: Pat
     assert [(r.at, r.cause, r.last_check) for r in dirty.restarts] == [
         (r.at, r.cause, r.last_check) for r in clean.restarts
     ]
+
+
+@pytest.mark.parametrize("block_size", [200, 333, 1000, 4096])
+def test_log_block_boundaries_do_not_change_the_answer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, block_size: int
+) -> None:
+    # The log is scanned in blocks (8 MiB in production); tracebacks and records that straddle a
+    # block boundary must parse as if the file were read whole.
+    inc = three_restarts()
+    inc.traceback(CHAINED_TIMEOUT)
+    inc.exits(1)
+    inc.restart_by_systemd()
+    inc.checks(3)
+    inc.traceback(READ_TIMEOUT, message="ticker request failed, retrying in 5s")
+    inc.checks(2)
+    inc.traceback(MEMORY_ERROR)
+    inc.exits(1)
+    inc.restart_by_systemd()
+
+    def answer() -> list[tuple[Any, ...]]:
+        res = run(tmp_path, inc, journal=False)
+        return [(r.at, r.cause, r.last_check, r.traceback and r.traceback.exception) for r in res.restarts]
+
+    whole = answer()
+    assert [c for _, c, _, _ in whole] == ["other", "exception", "other", "api_timeout", "oom"]
+    monkeypatch.setattr(logfile, "BLOCK_SIZE", block_size)
+    assert answer() == whole
 
 
 def test_crash_loop_with_restart_sec_1_counts_each_restart_once(tmp_path: Path) -> None:

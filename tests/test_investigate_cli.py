@@ -135,6 +135,26 @@ def test_unit_without_suffix_and_start_pattern(tmp_path: Path, capsys: pytest.Ca
     assert [r["cause"] for r in got["restarts"]] == ["other"]
 
 
+def test_the_same_files_given_twice_count_once(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    inc = storm()
+    journal, log = inc.write(tmp_path)
+    once = investigate_json(capsys, "--journal-json", str(journal), "--log", str(log), "--log-tz", "UTC")
+    twice = investigate_json(
+        capsys,
+        *("--journal-json", str(journal), "--journal-json", str(journal)),
+        *("--log", str(log), "--log", str(log), "--log-tz", "UTC"),
+    )
+    assert len(twice["restarts"]) == 4
+    assert twice == once
+
+
+def test_case_insensitive_start_pattern(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    inc = storm()
+    _, log = inc.write(tmp_path)
+    got = investigate_json(capsys, "--log", str(log), "--log-tz", "UTC", "--start-pattern", "(?i)BOT BOOTING")
+    assert [r["last_check"] for r in got["restarts"]] == [20, 15, 10, 5]
+
+
 def test_no_restarts_gives_empty_answer(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     inc = Incident()
     inc.boot()
