@@ -29,7 +29,8 @@ from exporter import patterns as P
 from exporter.model import Cause, Kind, Restart, Signal, Source, Traceback
 
 DEATH_KINDS = frozenset({Kind.EXIT, Kind.RESULT, Kind.CLEAN_STOP, Kind.OOM_KILL, Kind.SYSTEMD_KILL})
-PROGRESS_KINDS = frozenset({Kind.CHECK, Kind.PROGRESS, Kind.TRADE_OK, Kind.TRADE_FAIL})
+# A failed order after a traceback proves nothing (e.g. "order failed: cancel on shutdown").
+PROGRESS_KINDS = frozenset({Kind.CHECK, Kind.PROGRESS, Kind.TRADE_OK})
 # Kinds of which only the latest per lifetime matters for classification (see compact()).
 REPEATABLE_KINDS = frozenset({Kind.CHECK, Kind.PROGRESS, Kind.TRADE_OK, Kind.TRADE_FAIL, Kind.TRACEBACK})
 START_PRIORITY = {Source.SYSTEMD: 0, Source.STDOUT: 1, Source.LOG: 2, Source.KERNEL: 3}

@@ -46,7 +46,7 @@ class LogSettings(_Strict):
     check_pattern: str = r"check #(\d+)"
     trade_success_pattern: str = r"order filled|注文約定"
     trade_failure_pattern: str = r"order failed|注文失敗"
-    handled_pattern: str = r"retrying|will retry|retry in|リトライ|handled|recovered"
+    handled_pattern: str = r"retrying|will retry|retry in|リトライ|\bhandled\b|\brecovered\b"
 
     @field_validator(
         "start_pattern", "check_pattern", "trade_success_pattern", "trade_failure_pattern", "handled_pattern"
