@@ -59,7 +59,7 @@ SERIES_LABELS: dict[str, dict[str, str]] = {
     "TraderErrorBudgetBurn": {"service": "trader"},
     "TraderMemoryHigh": {"service": "trader"},
     "TraderTradeSuccessLow": {"service": "trader"},
-    "RestartguardRemediationFailed": {"action": "raise_memory_max", "result": "failed"},
+    "RestartguardRemediationFailed": {"action": "dropin_set", "result": "failed"},
     "RestartguardSourceDown": {**EXPORTER_SERIES, "source": "journal"},
     "RestartguardReceiverDown": RECEIVER_SERIES,
     "RestartguardDiscordDeliveryFailing": RECEIVER_SERIES,
