@@ -20,6 +20,7 @@ from typing import Any
 
 from gunicorn.app.base import BaseApplication
 from gunicorn.arbiter import Arbiter
+from gunicorn.config import KNOWN_SETTINGS
 from gunicorn.workers.base import Worker
 
 from alert_receiver.app import EXTENSION, ReceiverContext, create_app
@@ -33,6 +34,7 @@ from restartguard.errors import ConfigError, StateError
 log = logging.getLogger(__name__)
 
 ADDR_FILE = "receiver.addr"
+_GUNICORN_SETTINGS = frozenset(s.name for s in KNOWN_SETTINGS)
 
 
 class ReceiverApplication(BaseApplication):
@@ -141,6 +143,9 @@ def serve(
         "limit_request_line": 8190,
         "limit_request_fields": 100,
     }
+    if "control_socket_disable" in _GUNICORN_SETTINGS:
+        # gunicorn >= 23 opens a runtime control socket under $HOME by default: not wanted here.
+        options["control_socket_disable"] = True
     if rs.dry_run:
         log.warning("dry-run: remediations are planned and reported, nothing is changed")
     try:

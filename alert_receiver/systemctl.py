@@ -63,7 +63,7 @@ class SystemctlRunner:
         argv: list[str] = [self.executable, *args]
         if privileged and self.sudo:
             argv = [self.sudo_executable, "-n", *argv]
-        log.info("running %s", " ".join(argv))
+        log.log(logging.INFO if privileged else logging.DEBUG, "running %s", " ".join(argv))
         try:
             proc = subprocess.run(
                 argv,
