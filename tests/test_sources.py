@@ -112,9 +112,9 @@ def test_journalctl_missing_marks_source_down(tmp_path: Path) -> None:
 
 @pytest.fixture
 def child(tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
-    proc = subprocess.Popen(
-        [sys.executable, "-c", "import time; x = bytearray(8 << 20); time.sleep(60)", "trader-sim"]
-    )
+    code = "import time; x = b'x' * (32 << 20); print('ready', flush=True); time.sleep(60)"
+    proc = subprocess.Popen([sys.executable, "-c", code, "trader-sim"], stdout=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stdout.readline() == b"ready\n"
     yield proc
     proc.kill()
     proc.wait()
