@@ -37,6 +37,7 @@ ALERT_REASONS = {
     "RestartguardRemediationFailed": "fix_failed",
 }
 ALWAYS_SEND = frozenset({"fix_failed", "fix_exhausted"})
+KNOWN_REASONS = frozenset({"restarts_in_hour", "same_cause", "fix_failed", "fix_exhausted", "data_loss_risk"})
 
 
 def alert_reason(alert: Alert) -> str | None:
@@ -44,6 +45,9 @@ def alert_reason(alert: Alert) -> str | None:
     if alert.alertname == "TraderDataLossRisk":
         return "data_loss_risk"
     if alert.label("escalate").lower() == "true":
+        label = alert.label("reason")  # set by prometheus/rules.yml; only allow-listed values count
+        if label in KNOWN_REASONS:
+            return label
         return ALERT_REASONS.get(alert.alertname, "alert")
     return None
 

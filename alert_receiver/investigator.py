@@ -144,16 +144,8 @@ def investigate_alert(
     by_cause: dict[str, int] = {}
     for r in restarts:
         by_cause[r.cause.value] = by_cause.get(r.cause.value, 0) + 1
-    tail: list[str] = []
-    before = alert.startsAt
-    if restart is not None:
-        before = restart.died_at or restart.at
-    try:
-        tail = read_context(settings, before, rs.log_lines)[-rs.log_lines :]
-    except Exception as exc:
-        log.exception("reading the log context failed")
-        error = error or f"log context failed: {type(exc).__name__}: {str(exc)[:300]}"
     if restart is None:
+        tail, ctx_error = _tail(settings, alert.startsAt, read_context)
         label = label_cause(alert)
         return Finding(
             restart=None,
@@ -163,8 +155,34 @@ def investigate_alert(
             by_cause=by_cause,
             log_tail=tuple(tail),
             window=window,
-            error=error,
+            error=error or ctx_error,
         )
+    return finding_for(settings, restart, restarts, window=window, context=read_context, error=error)
+
+
+def _tail(settings: Settings, before: datetime, read_context: ContextReader) -> tuple[list[str], str | None]:
+    lines = settings.receiver.log_lines
+    try:
+        return read_context(settings, before, lines)[-lines:], None
+    except Exception as exc:
+        log.exception("reading the log context failed")
+        return [], f"log context failed: {type(exc).__name__}: {str(exc)[:300]}"
+
+
+def finding_for(
+    settings: Settings,
+    restart: Restart,
+    restarts: Sequence[Restart],
+    *,
+    window: tuple[str, str] | None,
+    context: ContextReader | None = None,
+    error: str | None = None,
+) -> Finding:
+    """The finding of one restart found by the classifier (its counts, its log context)."""
+    by_cause: dict[str, int] = {}
+    for r in restarts:
+        by_cause[r.cause.value] = by_cause.get(r.cause.value, 0) + 1
+    tail, ctx_error = _tail(settings, restart.died_at or restart.at, context or _default_context)
     hour, day, same, reasons = counts_around(restarts, restart)
     return Finding(
         restart=restart,
@@ -178,5 +196,13 @@ def investigate_alert(
         escalation_reasons=reasons,
         log_tail=tuple(tail),
         window=window,
-        error=error,
+        error=error or ctx_error,
     )
+
+
+def unhandled_window(alert: Alert, now: datetime, match: timedelta) -> tuple[datetime, datetime]:
+    """Where restarts covered by this alert can be: from its start (minus the match window) to its
+    end (or now). An alert stays firing, without a new notification, while further restarts
+    happen inside its window: those are recorded too."""
+    end = alert.endsAt or now
+    return alert.startsAt - match, max(end, alert.startsAt) + MATCH_SLACK

@@ -73,6 +73,7 @@ _T: dict[str, dict[str, str]] = {
         "reason_plan_failed": "修正内容を計画できませんでした",
         "reason_interrupted": "修正中にレシーバーが停止しました (状態不明)",
         "reason_not_actionable": "ログで原因を確認できないため自動修正は行いません",
+        "reason_recorded_only": "記録のみ: 自動修正はアラートの対象の再起動に対してのみ行います",
     },
     "en": {
         "incident_title": "🔍 Restart investigated: {service}",
@@ -128,6 +129,7 @@ _T: dict[str, dict[str, str]] = {
         "reason_plan_failed": "the fix could not be planned",
         "reason_interrupted": "the receiver stopped during the fix (state unknown)",
         "reason_not_actionable": "the logs do not confirm a cause, so nothing is changed automatically",
+        "reason_recorded_only": "recorded only: automatic fixes run for the alert's own restart",
     },
 }
 

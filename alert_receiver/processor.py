@@ -26,12 +26,19 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from alert_receiver import messages
 from alert_receiver.escalation import EscalationContext, Escalator, alert_reason
-from alert_receiver.investigator import Classifier, ContextReader, Finding, investigate_alert
+from alert_receiver.investigator import (
+    Classifier,
+    ContextReader,
+    Finding,
+    finding_for,
+    investigate_alert,
+    unhandled_window,
+)
 from alert_receiver.outbox import Outbox
 from alert_receiver.payload import Alert, Notification
 from alert_receiver.records import append_fix_history, render_report, report_path, write_report
@@ -102,6 +109,8 @@ class Processor:
         self.store.begin_alert(alert.key, notification_id, alert.alertname, alert.status, self.clock())
         if not alert.firing:
             self._resolved(alert)
+            if self._is_restart_alert(alert):
+                self._restart_alert(alert)  # records restarts it covered; never acts
         elif self._is_restart_alert(alert):
             self._restart_alert(alert)
         else:
@@ -155,14 +164,30 @@ class Processor:
 
     # -- restarts ------------------------------------------------------------------------------
     def _restart_alert(self, alert: Alert) -> None:
-        now = self.clock()
+        """Investigate; the alert's restart gets an incident and (firing only) its fix. Other
+        unplanned restarts inside the alert's window that have no incident yet (an alert stays
+        firing, with no new notification, while more restarts happen) are recorded and reported,
+        without a fix (only the alert's own restart is remediated; a resolved alert never is)."""
+        now = datetime.fromtimestamp(self.clock(), UTC)
         finding = investigate_alert(
-            self.settings,
-            alert,
-            datetime.fromtimestamp(now, UTC),
-            classifier=self.classifier,
-            context=self.context,
+            self.settings, alert, now, classifier=self.classifier, context=self.context
         )
+        chosen = finding.restart if alert.firing else None
+        lo, hi = unhandled_window(alert, now, timedelta(seconds=self.rs.restart_match_seconds))
+        for other in sorted(finding.restarts, key=lambda x: x.at):
+            if other is chosen or not other.unplanned or not lo <= other.at <= hi:
+                continue
+            if self.store.incident_exists(f"restart:{other.at.isoformat()}"):
+                continue
+            extra = finding_for(
+                self.settings, other, finding.restarts, window=finding.window, context=self.context
+            )
+            self._incident(alert, extra, remediate=False)
+        if alert.firing:
+            self._incident(alert, finding, remediate=True)
+
+    def _incident(self, alert: Alert, finding: Finding, *, remediate: bool) -> None:
+        now = self.clock()
         r = finding.restart
         incident_key = f"restart:{r.at.isoformat()}" if r is not None else f"alert:{alert.key}"
         signature = r.traceback.signature if r is not None and r.traceback is not None else None
@@ -194,7 +219,9 @@ class Processor:
             dedupe_key=f"incident:{incident_id}",
         )
 
-        if finding.actionable:
+        if not remediate:
+            outcome = Outcome(cause=finding.cause, outcome=NONE, reason="recorded_only")
+        elif finding.actionable:
             outcome = self.engine.remediate(
                 finding.cause,
                 run_key=incident_key,
@@ -206,12 +233,13 @@ class Processor:
             cause = finding.cause if finding.cause in {c.value for c in Cause} else Cause.OTHER.value
             outcome = Outcome(cause=cause, outcome=NONE, reason="not_actionable")
             outcome.diagnostics = self.engine.diagnostics(finding.log_tail)
-        self.outbox.enqueue(
-            messages.remediation_result(
-                lang, service=service, incident_id=incident_id, outcome=outcome, report_path=path
-            ),
-            dedupe_key=f"remediation:{incident_key}",
-        )
+        if remediate:
+            self.outbox.enqueue(
+                messages.remediation_result(
+                    lang, service=service, incident_id=incident_id, outcome=outcome, report_path=path
+                ),
+                dedupe_key=f"remediation:{incident_key}",
+            )
 
         reasons: list[tuple[str, bool]] = [(x, False) for x in finding.escalation_reasons]
         if outcome.needs_escalation:
@@ -247,7 +275,7 @@ class Processor:
         )
         self._write_report(incident_id, alert, finding, outcome)
         row = self.store.incident(incident_id)
-        if row is not None and not row["history_written"] and not outcome.repeated:
+        if remediate and row is not None and not row["history_written"] and not outcome.repeated:
             problem = f"{alert.alertname}: {service}"
             if r is not None:
                 problem += f" {r.at.strftime('%Y-%m-%d %H:%M:%S')} UTC"

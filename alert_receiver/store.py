@@ -261,6 +261,12 @@ class Store:
             assert cur.lastrowid is not None
             return cur.lastrowid, True
 
+    def incident_exists(self, incident_key: str) -> bool:
+        row = (
+            self.read().execute("SELECT 1 FROM incidents WHERE incident_key = ?", (incident_key,)).fetchone()
+        )
+        return row is not None
+
     def update_incident(
         self,
         incident_id: int,

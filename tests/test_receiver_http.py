@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from hypothesis import strategies as st
 from test_receiver_support import (
     T0,
     TOKEN,
+    FakeClock,
     Harness,
     StubClassifier,
     fake_systemctl,  # noqa: F401 - fixture
@@ -87,8 +89,35 @@ def test_resolved_alert_never_acts(harness: Harness, fake_systemctl: FakeSystemc
     harness.process()
     assert harness.runs() == []
     assert fake_systemctl.mutating_calls() == []
-    assert harness.ctx.store.incidents() == []
-    assert harness.outbox.pending_count() == 1  # the "resolved" message only
+    # The restart it covered is recorded and reported (it had not been seen), never fixed.
+    (inc,) = harness.ctx.store.incidents()
+    assert inc["data"]["finding"]["cause"] == "oom"
+    assert harness.outbox.pending_count() == 2  # "resolved" + the incident report, no fix report
+
+
+def test_restarts_hidden_in_a_firing_alert_are_recorded(
+    tmp_path: Path,
+    fake_systemctl: FakeSystemctl,  # noqa: F811
+) -> None:
+    later = T0 + timedelta(minutes=20)
+    classifier = StubClassifier([make_restart(T0), make_restart(later)])
+    clock = FakeClock(T0 + timedelta(minutes=1))
+    h = Harness(make_settings(tmp_path, fake_systemctl), clock=clock, classifier=classifier)
+    try:
+        h.post(make_notification(make_alert(starts=T0)))
+        h.process()
+        assert len(h.ctx.store.incidents()) == 1  # the later restart has not happened yet
+        clock.advance(35 * 60)
+        resolved = make_alert(starts=T0, status="resolved")
+        resolved["endsAt"] = (T0 + timedelta(minutes=30)).isoformat()
+        h.post(make_notification(resolved))
+        h.process()
+        incidents = h.ctx.store.incidents()
+        assert [i["restart_at"] for i in reversed(incidents)] == [T0.isoformat(), later.isoformat()]
+        assert incidents[0]["data"]["remediation"]["reason"] == "recorded_only"
+        assert len(h.runs()) == 1  # only the firing alert's own restart was remediated
+    finally:
+        h.close()
 
 
 @pytest.mark.parametrize(
