@@ -52,6 +52,10 @@ from restartguard.errors import StateError
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 5
+PRUNE_EVERY = 3600.0
+# Processed notifications (their dedupe keys) are kept this long; per-alert state is kept for good,
+# so even a notification repeated after this still never acts twice on one firing.
+NOTIFICATION_RETENTION = 30 * 86400.0
 LEASE_NAME = "processor"
 
 
@@ -338,6 +342,7 @@ class Processor:
         keeper.start()
         outbox_stop: threading.Event | None = None
         outbox_thread: threading.Thread | None = None
+        last_prune = float("-inf")
         try:
             while not stop.is_set():
                 if keeper.held:
@@ -353,6 +358,9 @@ class Processor:
                         outbox_thread.start()
                     try:
                         self.process_pending()
+                        if time.monotonic() - last_prune > PRUNE_EVERY:
+                            last_prune = time.monotonic()
+                            self.store.prune(time.time() - NOTIFICATION_RETENTION)
                     except (StateError, sqlite3.Error):
                         log.exception("the receiver queue could not be read")
                     except Exception:
