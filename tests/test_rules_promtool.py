@@ -277,22 +277,43 @@ def test_every_recording_rule_read_is_defined() -> None:
 
 
 def test_recording_rules_read_only_earlier_rules_of_their_group() -> None:
-    """Within a group, a rule sees what earlier rules recorded at the same evaluation."""
+    """Within a group, a rule sees what earlier rules recorded at the same evaluation.
+
+    The only deliberate exception: `*:seen` records, read (by `*:previous`) before they are
+    recorded, i.e. as of the previous evaluation. They must then come after the delta rule that
+    uses `*:previous`, or the delta would compare the counter with itself.
+    """
     doc = yaml.safe_load(RULES_PATH.read_text(encoding="utf-8"))
     defined_anywhere = {rule["record"] for rule in records()}
     for group in doc["groups"]:
         in_group = {rule["record"] for rule in group["rules"] if "record" in rule}
-        seen: set[str] = set()
+        recorded: set[str] = set()
         for rule in group["rules"]:
+            label = rule.get("record") or rule.get("alert")
             for name in selector_names(str(rule["expr"])):
-                if name in in_group:
-                    assert name in seen, (
-                        f"{group['name']}: {rule.get('record') or rule.get('alert')} reads {name} before it is recorded"
+                if name in in_group and name.endswith(":seen"):
+                    assert name not in recorded, (
+                        f"{group['name']}: {label} must read {name} before it is recorded"
                     )
+                elif name in in_group:
+                    assert name in recorded, f"{group['name']}: {label} reads {name} before it is recorded"
                 else:
                     assert ":" not in name or name in defined_anywhere
             if "record" in rule:
-                seen.add(rule["record"])
+                recorded.add(rule["record"])
+        for name in in_group:
+            if name.endswith(":seen"):
+                previous = name.removesuffix(":seen") + ":previous"
+                order = [rule.get("record") for rule in group["rules"]]
+                readers = [
+                    rule.get("record")
+                    for rule in group["rules"]
+                    if previous in set(selector_names(str(rule["expr"])))
+                ]
+                assert readers, f"nothing uses {previous}"
+                assert all(order.index(r) < order.index(name) for r in readers), (
+                    f"{name} must be recorded after {readers}"
+                )
 
 
 def test_aggregations_keep_service() -> None:
