@@ -59,18 +59,25 @@ class EscalationContext:
     restarts_day: int
     cause: str
     actions: str
-    state: str
+    state: str | None  # None: asked from systemd only if a page is actually sent
     report_path: str
 
 
 class Escalator:
     def __init__(
-        self, settings: Settings, store: Store, outbox: Outbox, *, clock: Callable[[], float]
+        self,
+        settings: Settings,
+        store: Store,
+        outbox: Outbox,
+        *,
+        clock: Callable[[], float],
+        state_provider: Callable[[], str] = lambda: "-",
     ) -> None:
         self.settings = settings
         self.store = store
         self.outbox = outbox
         self.clock = clock
+        self.state_provider = state_provider
 
     def escalate(
         self,
@@ -126,7 +133,7 @@ class Escalator:
             restarts_day=ctx.restarts_day,
             cause=ctx.cause,
             actions=ctx.actions,
-            state=ctx.state,
+            state=ctx.state if ctx.state is not None else self.state_provider(),
             report_path=ctx.report_path,
         )
         owners = (rs.owner_user_id,) if rs.owner_user_id else ()

@@ -81,7 +81,7 @@ class Processor:
         self.classifier = classifier
         self.context = context
         self.dry_run = dry_run
-        self.escalator = Escalator(settings, store, outbox, clock=clock)
+        self.escalator = Escalator(settings, store, outbox, clock=clock, state_provider=self._unit_state)
         self.wake = threading.Event()
         self.errors = 0
 
@@ -159,7 +159,7 @@ class Processor:
                 restarts_day=0,
                 cause="",
                 actions=messages.t(self.rs.language, "no_actions"),
-                state=self._unit_state(),
+                state=None,
                 report_path=path,
             ),
             incident_id=incident_id,
@@ -261,7 +261,7 @@ class Processor:
                     restarts_day=finding.restarts_last_day,
                     cause=finding.cause,
                     actions=messages.actions_text(lang, outcome),
-                    state=outcome.unit_state or self._unit_state(),
+                    state=outcome.unit_state,
                     report_path=path,
                 ),
                 incident_id=incident_id,
