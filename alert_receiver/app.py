@@ -218,7 +218,7 @@ def create_app(
         if not limit_arg.isdigit() or not 1 <= int(limit_arg) <= 1000:
             return _error(400, "invalid_limit", "limit must be 1..1000")
         rows = ctx.store.incidents(int(limit_arg))
-        return jsonify({"incidents": [_summary(r) for r in rows]})
+        return jsonify({"incidents": [_summary(r) for r in rows], "signatures": ctx.store.signature_counts()})
 
     @app.get("/incidents/<int:incident_id>")
     def incident(incident_id: int) -> Response:

@@ -5,6 +5,9 @@ here), what was done per alert, incidents, remediation runs and their actions (c
 the daily budget are computed from these rows, so they survive restarts), escalations, counters
 for /metrics and the processing lease that lets several worker processes share one queue.
 
+``remediation_runs`` (cause, started_at, finished_at, outcome) is also read by
+``restartguard report --weekly`` (restartguard/weekly.py): keep those columns.
+
 Connections are per thread (and re-opened after a fork); every write is one short
 ``BEGIN IMMEDIATE`` transaction.
 """

@@ -15,6 +15,7 @@ from fake_systemctl import FakeSystemctl
 from test_receiver_support import (
     OWNER,
     T0,
+    TOKEN,
     FakeClock,
     Harness,
     StubClassifier,
@@ -195,6 +196,8 @@ def test_same_cause_three_times_in_a_day(
         assert [e["reason"] for e in h.escalations()] == ["same_cause"]
         # Tracebacks are grouped by signature across incidents.
         assert h.ctx.store.signature_counts() == {"KeyError@trader.py:42": 3}
+        listing = h.client.get("/incidents", headers={"Authorization": f"Bearer {TOKEN}"}).get_json()
+        assert listing["signatures"] == {"KeyError@trader.py:42": 3}
         report = Path(h.ctx.store.incidents()[0]["report_path"]).read_text()
         assert "KeyError@trader.py:42" in report and "| 3 |" in report
         assert fake_systemctl.mutating_calls() == []  # exceptions get no blind change
