@@ -209,7 +209,7 @@ def cmd_receiver(args: argparse.Namespace) -> int:
         settings,
         listen=args.listen,
         state_dir=Path(args.state_dir) if args.state_dir else None,
-        dry_run=bool(args.dry_run),
+        dry_run=True if args.dry_run else None,
     )
 
 

@@ -154,7 +154,8 @@ def fix_verdicts(db_path: Path, restarts: list[Restart], start: datetime, end: d
         try:
             rows = con.execute(
                 "SELECT cause, COALESCE(finished_at, started_at), outcome FROM remediation_runs "
-                "WHERE started_at >= ? AND started_at <= ? ORDER BY started_at",
+                "WHERE started_at >= ? AND started_at <= ? AND outcome IN ('success', 'failed') "
+                "ORDER BY started_at",
                 (start.timestamp() - WEEK.total_seconds(), end.timestamp()),
             ).fetchall()
         finally:
