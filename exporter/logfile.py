@@ -356,7 +356,8 @@ class _HourClock:
             end = parse_timestamp(key + ":59:59.999999", self.tz)
             if end is None or end - base != timedelta(seconds=3599, microseconds=999999):
                 base = None
-        if len(self.hours) > 1024:
+        if len(self.hours) >= 16:  # a log is written in time order; a small cache also
+            # pins no memory: entries made mid-scan would keep whole allocator arenas alive
             self.hours.clear()
         self.hours[key] = base
         return base
@@ -433,30 +434,40 @@ class BlockScanner:
         get = others.get
         rfind = block.rfind
         ascii_only = block.isascii()
-        lowered: bytes | None = None
         check_lits: list[tuple[bytes, int]] = []
+        folded: list[tuple[bytes, int]] = []
         for lit, icase, mask in plan.literals:
             if ascii_only and not lit.isascii():
                 continue  # a non-ASCII literal cannot occur in an ASCII block
-            hay = block
             if icase:
-                if lowered is None:
-                    lowered = block.lower()  # ASCII-only, like a bytes regex's IGNORECASE
-                hay = lowered
-            if not icase and not mask & ~plan.check_mask and not check_lits:
+                folded.append((lit, mask))
+                continue
+            if not mask & ~plan.check_mask and not check_lits:
                 check_lits.append((lit, mask))
                 append = checks.append
-                find, k = hay.find, len(lit)
+                find, k = block.find, len(lit)
                 p = find(lit, start)
                 while p >= 0:
                     append(rfind(b"\n", 0, p) + 1)
                     p = find(lit, p + k)
                 continue
-            if not icase and not mask & ~plan.check_mask:
+            if not mask & ~plan.check_mask:
                 check_lits.append((lit, mask))
-            for p in find_all(hay, lit, start):
+            for p in find_all(block, lit, start):
                 ls = rfind(b"\n", 0, p) + 1
                 others[ls] = get(ls, 0) | mask
+        # Case-insensitive literals: search a lowered copy (ASCII-only, like a bytes regex's
+        # IGNORECASE), one window at a time so a 64 MiB read does not cost another 64 MiB.
+        n = len(block)
+        w0 = start
+        while folded and w0 < n:
+            w1 = block.find(b"\n", min(n, w0 + BLOCK_SIZE)) + 1 or n
+            lowered = block[w0:w1].lower()
+            for lit, mask in folded:
+                for p in find_all(lowered, lit):
+                    ls = rfind(b"\n", 0, w0 + p) + 1
+                    others[ls] = get(ls, 0) | mask
+            w0 = w1
         if others and check_lits:
             # A line with another literal: complete its mask with the check literals it holds.
             find = block.find

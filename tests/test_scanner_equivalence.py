@@ -133,3 +133,14 @@ def test_split_alternatives_respects_groups_classes_and_escapes() -> None:
     assert split_alternatives(r"a|(b|c)|[|]|\||d") == ["a", "(b|c)", "[|]", r"\|", "d"]
     assert split_alternatives(r"[]|]|x") == ["[]|]", "x"]
     assert split_alternatives(r"(a|b") is None
+
+
+def test_windows_of_a_big_read_change_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A poll hands the scanner up to 64 MiB; case-insensitive literals are searched a window at a
+    time. Windows much smaller than the block give the same signals."""
+    from exporter import logfile
+
+    data = make_log(21, n=4000)
+    ref = scan(data, DEFAULT, UTC, fast=False, block=len(data))
+    monkeypatch.setattr(logfile, "BLOCK_SIZE", 3000)
+    assert scan(data, DEFAULT, UTC, fast=True, block=len(data)) == ref
