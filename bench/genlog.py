@@ -21,6 +21,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 T0 = datetime(2026, 9, 3, 22, 15, 1, tzinfo=UTC)
 CYCLE_MS = 6000
@@ -30,7 +31,7 @@ DEATHS = ("exception", "api_timeout", "oom", "manual", "other")
 
 @dataclass
 class Truth:
-    restarts: list[dict[str, object]] = field(default_factory=list)
+    restarts: list[dict[str, Any]] = field(default_factory=list)
     lines: int = 0
     checks: int = 0
     trades_ok: int = 0

@@ -1,0 +1,375 @@
+"""Log scan throughput (1 GB trader log) and investigation seek, each beside its peer.
+
+Contenders, each over the same warm file, interleaved, best of ``--repeat``:
+- ``grep -cE`` (LC_ALL=C) with the same patterns as the exporter's prefilter (the floor);
+- the exporter's initial backfill (bench/backfill.py: ExporterCore + LogFileSource until caught up);
+- the same backfill on the reference alternation path (what the scanner did before), once;
+- ``restartguard investigate --log FILE --json`` over the whole file;
+- mtail ``--one_shot`` with an equivalent program (one regex block per pattern), on a slice
+  (it runs at a few MB/s);
+- seek: ``restartguard investigate --since/--until`` around one restart in the middle of the file.
+
+Every contender's answer is checked against the generator's ground truth (or grep's count).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from bench import genlog
+from bench.common import (
+    OUT,
+    PY,
+    RESTARTGUARD,
+    ROOT,
+    TOOLS,
+    Series,
+    mbps,
+    run_rusage,
+    save,
+    table,
+    warm,
+)
+from exporter import patterns as P
+from exporter.investigate import rules_from_settings
+from exporter.logfile import compile_prefilter, read_blocks
+from exporter.logparse import LineRules
+from restartguard.config import LogSettings
+
+GREP_ENV = {"LC_ALL": "C"}
+
+
+def parts(rules: LineRules) -> list[tuple[str, str]]:
+    """The prefilter's parts (as in LineRules.prefilter_pattern), named."""
+    return [
+        ("start", rules.start.pattern),
+        ("check", rules.check.pattern),
+        ("trade_ok", rules.trade_ok.pattern),
+        ("trade_fail", rules.trade_fail.pattern),
+        ("handled", "(?i:" + rules.handled.pattern + ")"),
+        ("traceback", re.escape(P.TRACEBACK_START)),
+        ("sigterm", P.SIGTERM_RE.pattern),
+        ("memory", P.MEMORY_ERROR_RE.pattern),
+    ]
+
+
+def _letters_any_case(text: str) -> str:
+    out = []
+    i = 0
+    while i < len(text):
+        c = text[i]
+        if c == "\\" and i + 1 < len(text):
+            out.append(text[i : i + 2])
+            i += 2
+            continue
+        out.append(f"[{c.upper()}{c.lower()}]" if c.isascii() and c.isalpha() else c)
+        i += 1
+    return "".join(out)
+
+
+def to_ere(pattern: str) -> str:
+    """A Python regex of the kind the prefilter uses as a GNU grep -E pattern."""
+    out = pattern
+    while "(?i:" in out:  # (?i:...) → the same group with every ASCII letter in both cases
+        start = out.index("(?i:")
+        depth, j = 0, start
+        while True:
+            if out[j] == "\\":
+                j += 2
+                continue
+            if out[j] == "(":
+                depth += 1
+            elif out[j] == ")":
+                depth -= 1
+                if depth == 0:
+                    break
+            j += 1
+        out = out[:start] + "(" + _letters_any_case(out[start + 4 : j]) + ")" + out[j + 1 :]
+    out = out.replace("(?:", "(").replace("\\d", "[0-9]").replace("\\ ", " ")
+    return out
+
+
+def to_re2(pattern: str) -> str:
+    """A Python regex of this kind for mtail (RE2 syntax, inside /.../)."""
+    return pattern.replace("\\ ", " ").replace("/", "\\/")
+
+
+def mtail_program(rules: LineRules) -> str:
+    lines = [
+        "# Equivalent of restartguard's log prefilter and line classifier: one regex block per pattern.",
+        "gauge trader_last_check_number",
+    ]
+    for name, _pat in parts(rules):
+        lines.append(f"counter trader_{name}_lines_total")
+    for name, pat in parts(rules):
+        pat_re2 = to_re2(pat)
+        if name == "check":
+            pat_re2 = pat_re2.replace("(\\d+)", "(?P<n>\\d+)", 1)
+            body = f"  trader_{name}_lines_total++\n  trader_last_check_number = $n"
+        else:
+            body = f"  trader_{name}_lines_total++"
+        lines.append(f"/{pat_re2}/ {{\n{body}\n}}")
+    return "\n".join(lines) + "\n"
+
+
+def reference_line_count(path: Path, prefilter: re.Pattern[bytes]) -> int:
+    """Lines the prefilter alternation matches (Python's own regex engine), for validating grep."""
+    n = 0
+    with path.open("rb") as fh:
+        for _, block in read_blocks(fh):
+            last = -2
+            for m in prefilter.finditer(block):
+                ls = block.rfind(b"\n", 0, m.start())
+                if ls != last:
+                    n += 1
+                    last = ls
+    return n
+
+
+def slice_file(src: Path, dst: Path, size: int) -> Path:
+    if dst.exists() and dst.stat().st_size > 0 and dst.stat().st_mtime >= src.stat().st_mtime:
+        return dst
+    with src.open("rb") as fh:
+        data = fh.read(size)
+    dst.write_bytes(data[: data.rfind(b"\n") + 1])
+    return dst
+
+
+def truth_restarts(truth: genlog.Truth) -> list[tuple[str, str, int]]:
+    return [
+        (
+            datetime.fromisoformat(str(r["at"])).isoformat(timespec="microseconds"),
+            str(r["cause"]),
+            int(r["last_check"]),
+        )
+        for r in truth.restarts
+    ]
+
+
+def got_restarts(doc: dict[str, Any]) -> list[tuple[str, str, int]]:
+    return [
+        (datetime.fromisoformat(r["at"]).isoformat(timespec="microseconds"), r["cause"], r["last_check"])
+        for r in doc["restarts"]
+    ]
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--bytes", type=int, default=1_000_000_000, help="size of the generated log")
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--mtail-bytes", type=int, default=50_000_000, help="mtail runs on a slice this big")
+    ap.add_argument("--skip-reference", action="store_true", help="skip the (slow) alternation path")
+    args = ap.parse_args(argv)
+
+    OUT.mkdir(parents=True, exist_ok=True)
+    log = OUT / f"trader-{args.bytes // 1_000_000}m.log"
+    print(f"log: {log} (generating if missing)", flush=True)
+    truth = genlog.ensure(log, args.bytes)
+    size = log.stat().st_size
+    rules = rules_from_settings(LogSettings())
+    prefilter = compile_prefilter(rules.prefilter_pattern())
+    assert prefilter is not None
+    ere = to_ere(rules.prefilter_pattern())
+
+    # grep's pattern must select exactly the lines Python's alternation selects: check on a slice.
+    sample = slice_file(log, OUT / "sample-20m.log", 20_000_000)
+    grep_sample = int(run_rusage(["grep", "-cE", ere, str(sample)], env=GREP_ENV).stdout)
+    ref_sample = reference_line_count(sample, prefilter)
+    assert grep_sample == ref_sample, (grep_sample, ref_sample)
+
+    warm(log)
+    grep = Series("grep -cE (LC_ALL=C)")
+    ours = Series("exporter backfill")
+    inv = Series("restartguard investigate")
+    backfill_doc: dict[str, Any] = {}
+    inv_doc: dict[str, Any] = {}
+    grep_count = 0
+    for i in range(args.repeat):
+        print(f"round {i + 1}/{args.repeat}: grep, backfill, investigate", flush=True)
+        grep_count = int(grep.add(run_rusage(["grep", "-cE", ere, str(log)], env=GREP_ENV)).stdout)
+        run = ours.add(run_rusage([PY, str(ROOT / "bench" / "backfill.py"), str(log)]))
+        backfill_doc = json.loads(run.stdout)
+        ours.extra.setdefault("inner", []).append(backfill_doc["seconds"])
+        ours.extra["maxrss_kb"] = run.maxrss_kb
+        run = inv.add(
+            run_rusage([RESTARTGUARD, "investigate", "--log", str(log), "--log-tz", "UTC", "--json"])
+        )
+        inv_doc = json.loads(run.stdout)
+        inv.extra["maxrss_kb"] = run.maxrss_kb
+
+    # Answers: the exporter counted every check and trade; investigate found every restart.
+    assert backfill_doc["literal_plan"], "the literal scanner was not used"
+    assert backfill_doc["last_check"] == truth.last_check, backfill_doc
+    assert backfill_doc["trades_total"] == truth.trades_ok + truth.trades_failed, backfill_doc
+    assert backfill_doc["trades_failed"] == truth.trades_failed, backfill_doc
+    want, got = truth_restarts(truth), got_restarts(inv_doc)
+    assert got == want, f"investigate: {len(got)} restarts vs {len(want)} in the truth"
+
+    reference: dict[str, Any] | None = None
+    if not args.skip_reference:
+        print("reference alternation path (slow, once)", flush=True)
+        run = run_rusage([PY, str(ROOT / "bench" / "backfill.py"), str(log), "--reference"])
+        reference = json.loads(run.stdout)
+        assert reference["last_check"] == truth.last_check and not reference["literal_plan"]
+
+    # mtail on a slice (its throughput is per byte; the whole file would take many minutes).
+    mtail_bin = TOOLS / "mtail"
+    mtail: dict[str, Any] | None = None
+    if mtail_bin.exists():
+        sl = slice_file(log, OUT / f"mtail-slice-{args.mtail_bytes // 1_000_000}m.log", args.mtail_bytes)
+        progs = OUT / "mtail-progs"
+        progs.mkdir(exist_ok=True)
+        (progs / "trader.mtail").write_text(mtail_program(rules))
+        print(f"mtail --one_shot on {sl.stat().st_size / 1e6:.0f} MB", flush=True)
+        run = run_rusage(
+            [str(mtail_bin), "--one_shot", "--one_shot_format", "prometheus", "--progs", str(progs),
+             "--logs", str(sl), "--logtostderr"]
+        )  # fmt: skip
+        metrics = dict(
+            (m.group(1), float(m.group(2)))
+            for m in re.finditer(rb"^(trader_\w+)\{[^}]*\} (\S+)$", run.stdout, re.M)
+        )
+        grep_slice = int(run_rusage(["grep", "-cE", ere, str(sl)], env=GREP_ENV).stdout)
+        mtail = {
+            "bytes": sl.stat().st_size,
+            "seconds": run.wall,
+            "cpu_seconds": run.cpu,
+            "mbps": mbps(sl.stat().st_size, run.wall),
+            "check_lines": metrics.get(b"trader_check_lines_total"),
+            "grep_lines_on_slice": grep_slice,
+        }
+
+    # Seek: one restart in the middle, --since/--until five minutes around it.
+    mid = truth.restarts[len(truth.restarts) // 2]
+    at = datetime.fromisoformat(str(mid["at"]))
+    since = (at - timedelta(minutes=5)).isoformat()
+    until = (at + timedelta(minutes=5)).isoformat()
+    seek = Series("investigate --since/--until")
+    seek_doc: dict[str, Any] = {}
+    for _ in range(max(3, args.repeat)):
+        run = seek.add(
+            run_rusage(
+                [RESTARTGUARD, "investigate", "--log", str(log), "--log-tz", "UTC", "--since", since,
+                 "--until", until, "--json"]
+            )
+        )  # fmt: skip
+        seek_doc = json.loads(run.stdout)
+    assert got_restarts(seek_doc) == [
+        (at.isoformat(timespec="microseconds"), str(mid["cause"]), int(mid["last_check"]))
+    ], seek_doc
+    # The same question without the binary search (grep for the window), for scale.
+    grep_window = Series("grep window")
+    for _ in range(max(3, args.repeat)):
+        grep_window.add(run_rusage(["grep", "-c", at.strftime("%Y-%m-%d %H:%M"), str(log)], env=GREP_ENV))
+    startup = Series("restartguard --help")
+    for _ in range(3):
+        startup.add(run_rusage([RESTARTGUARD, "--help"]))
+
+    result: dict[str, Any] = {
+        "log_bytes": size,
+        "log_lines": truth.lines,
+        "restarts": len(truth.restarts),
+        "check_lines": truth.checks,
+        "grep_lines": grep_count,
+        "grep": {"best": grep.best, "median": grep.median, "mbps": mbps(size, grep.best)},
+        "backfill": {
+            "best": ours.best,
+            "median": ours.median,
+            "inner_best": min(ours.extra["inner"]),
+            "mbps": mbps(size, min(ours.extra["inner"])),
+            "vs_grep": min(ours.extra["inner"]) / grep.best,
+            "polls": backfill_doc["polls"],
+            "rss_kb_after": backfill_doc["rss_kb_after"],
+            "maxrss_kb": ours.extra["maxrss_kb"],
+        },
+        "investigate": {
+            "best": inv.best,
+            "median": inv.median,
+            "mbps": mbps(size, inv.best),
+            "vs_grep": inv.best / grep.best,
+            "maxrss_kb": inv.extra["maxrss_kb"],
+        },
+        "reference_backfill": reference,
+        "mtail": mtail,
+        "seek": {
+            "best": seek.best,
+            "median": seek.median,
+            "startup_best": startup.best,
+            "grep_window_best": grep_window.best,
+            "restart_at": at.isoformat(),
+        },
+    }
+    if mtail:
+        result["backfill"]["vs_mtail"] = result["backfill"]["mbps"] / mtail["mbps"]
+        result["investigate"]["vs_mtail"] = result["investigate"]["mbps"] / mtail["mbps"]
+    save("scan", result)
+    print(report(result))
+    return result
+
+
+def report(r: dict[str, Any]) -> str:
+    g, b, i, s = r["grep"], r["backfill"], r["investigate"], r["seek"]
+    rows = [
+        ["grep -cE, same patterns (LC_ALL=C)", f"{g['best']:.2f} s", f"{g['mbps']:.0f}", "1×", "floor"],
+        [
+            "exporter initial backfill",
+            f"{b['inner_best']:.2f} s",
+            f"{b['mbps']:.0f}",
+            f"{b['vs_grep']:.1f}× grep",
+            "≤ 3× grep",
+        ],
+        [
+            "restartguard investigate (whole file)",
+            f"{i['best']:.2f} s",
+            f"{i['mbps']:.0f}",
+            f"{i['vs_grep']:.1f}× grep",
+            "≤ 3× grep",
+        ],
+    ]
+    if r.get("reference_backfill"):
+        ref = r["reference_backfill"]
+        rows.append(
+            [
+                "backfill, alternation path (before)",
+                f"{ref['seconds']:.2f} s",
+                f"{mbps(r['log_bytes'], ref['seconds']):.0f}",
+                f"{ref['seconds'] / g['best']:.1f}× grep",
+                "",
+            ]
+        )
+    if r.get("mtail"):
+        m = r["mtail"]
+        rows.append(
+            [
+                f"mtail --one_shot ({m['bytes'] / 1e6:.0f} MB slice)",
+                f"{m['seconds']:.2f} s",
+                f"{m['mbps']:.1f}",
+                f"backfill {b['vs_mtail']:.0f}×, investigate {i['vs_mtail']:.0f}× mtail",
+                "≥ 20× mtail",
+            ]
+        )
+    rows.append(
+        [
+            "seek: investigate one mid-file restart",
+            f"{s['best']:.2f} s",
+            "",
+            f"interpreter start {s['startup_best']:.2f} s; grep of that minute {s['grep_window_best']:.2f} s",
+            "≤ 1 s",
+        ]
+    )
+    head = (
+        f"1 GB log: {r['log_bytes'] / 1e6:.0f} MB, {r['log_lines']:,} lines, {r['check_lines']:,} check lines, "
+        f"{r['restarts']} restarts; grep lines {r['grep_lines']:,}"
+    )
+    return head + "\n" + table(rows, ["contender", "wall (best)", "MB/s", "ratio", "target"])
+
+
+if __name__ == "__main__":
+    os.chdir(ROOT)
+    main()
