@@ -164,7 +164,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     def _on_signal(signum: int, _frame: object) -> None:
         stop.set()
 
-    previous: dict[int, Any] = {}
+    def _interrupt(signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    # While starting, SIGTERM interrupts like Ctrl-C (the finally below stops what has started).
+    previous: dict[int, Any] = {signal.SIGTERM: signal.signal(signal.SIGTERM, _interrupt)}
     if args.keep:
         os.environ["RESTARTGUARD_KEEP_STACK"] = "1"
     stack = Stack(
@@ -178,7 +182,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print("restartguard demo: starting the local stack…", flush=True)
     try:
         stack.start()  # Ctrl-C here raises KeyboardInterrupt; the finally below cleans up
-        previous = {s: signal.signal(s, _on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        previous.setdefault(signal.SIGINT, signal.signal(signal.SIGINT, _on_signal))
+        signal.signal(signal.SIGTERM, _on_signal)
         print("\nrestartguard demo is running (Ctrl-C to stop)\n")
         for name, url in stack.urls().items():
             print(f"  {name:<14} {url}")

@@ -53,6 +53,7 @@ SHIPPED_PROMETHEUS = ROOT / "prometheus" / "prometheus.yml"
 SHIPPED_ALERTMANAGER = ROOT / "alertmanager.yml"
 TOOLS_BIN = ROOT / ".tools" / "usr" / "bin"
 
+BIND_ERROR = "address already in use"
 EXPORTER_JOB = "restartguard-exporter"
 RECEIVER_JOB = "restartguard-receiver"
 UNIT_FILE = """\
@@ -571,10 +572,23 @@ class Stack:
         self.start_exporter()
         self.start_receiver()
         # Both take seconds to be ready (cluster gossip settling, the first scrapes): in parallel.
-        self.start_alertmanagers(wait=False)
-        self.start_prometheus(wait=False)
-        self.wait_alertmanagers()
-        self.wait_prometheus()
+        # Their ports are picked free beforehand; another program may take one in between: retry.
+        for attempt in range(3):
+            try:
+                self.start_alertmanagers(wait=False)
+                self.start_prometheus(wait=False)
+                self.wait_alertmanagers()
+                self.wait_prometheus()
+                return self
+            except StackError:
+                started = [a.process for a in self.alertmanagers] + [p for p in [self.prometheus] if p]
+                if attempt == 2 or not any(BIND_ERROR in p.tail(200) for p in started):
+                    raise
+                for proc in started:
+                    proc.stop()
+                    self.processes.remove(proc)
+                self.alertmanagers, self.prometheus = [], None
+                shutil.rmtree(self.root / "alertmanager", ignore_errors=True)
         return self
 
     def stop(self) -> None:
