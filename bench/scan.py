@@ -364,7 +364,7 @@ def report(r: dict[str, Any]) -> str:
         ]
     )
     head = (
-        f"1 GB log: {r['log_bytes'] / 1e6:.0f} MB, {r['log_lines']:,} lines, {r['check_lines']:,} check lines, "
+        f"log: {r['log_bytes'] / 1e6:.0f} MB, {r['log_lines']:,} lines, {r['check_lines']:,} check lines, "
         f"{r['restarts']} restarts; grep lines {r['grep_lines']:,}"
     )
     return head + "\n" + table(rows, ["contender", "wall (best)", "MB/s", "ratio", "target"])

@@ -277,7 +277,8 @@ def report(r: dict[str, Any]) -> str:
     )
     large = r["large"]
     mem = (
-        f"exporter RSS after 1 GB backfill {large['rss_kb_after_backfill'] / 1024:.0f} MB, after scrapes "
+        f"exporter RSS after the {large['log_bytes'] / 1e6:.0f} MB backfill "
+        f"{large['rss_kb_after_backfill'] / 1024:.0f} MB, after scrapes "
         f"{large['rss_kb_after_scrapes'] / 1024:.0f} MB, peak {large['hwm_kb'] / 1024:.0f} MB "
         f"(bare client {r['peer']['rss_kb'] / 1024:.0f} MB; target ≤ 40 MB); "
         f"catch-up {large['catch_up_s']:.1f} s"

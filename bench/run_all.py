@@ -1,0 +1,56 @@
+"""``make bench``: every benchmark, each figure beside its peer measured in the same run.
+
+    python bench/run_all.py            full run (1 GB log, 500 scrapes, 10 s load rounds): ~15 min
+    python bench/run_all.py --quick    smoke run (100 MB log, 100 scrapes, 3 s load rounds)
+
+Generated inputs and results go to bench/out/ (git-ignored; the 1 GB log is reused).
+The latest numbers are kept in bench/out/results.json and summarised in docs/performance.md.
+Speed is never asserted in tests: these scripts print figures and ratios; they do assert that
+every contender gave the right answer (counts against the generator's ground truth, no lost
+notification).
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
+    ap.add_argument("--only", choices=["scan", "scrape", "receiver"], action="append")
+    args = ap.parse_args()
+    sys.path.insert(0, str(ROOT))
+    from bench import receiver_load, scan, scrape
+    from bench.common import OUT, machine
+
+    subprocess.run([str(ROOT / "bench" / "fetch-bench-tools.sh")], check=True)
+    OUT.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    print(f"machine: {machine()}", flush=True)
+    only = set(args.only or ["scan", "scrape", "receiver"])
+    reports: list[str] = []
+    if "scan" in only:
+        argv = ["--bytes", "100000000", "--repeat", "1", "--mtail-bytes", "5000000"] if args.quick else []
+        reports.append("## Log scan and seek\n" + scan.report(scan.main(argv)))
+    if "scrape" in only:
+        argv = ["--bytes", "100000000", "--scrapes", "100"] if args.quick else []
+        reports.append("## Scrapes and memory\n" + scrape.report(scrape.main(argv)))
+    if "receiver" in only:
+        argv = ["--seconds", "3", "--repeat", "1"] if args.quick else []
+        reports.append("## Receiver load\n" + receiver_load.report(receiver_load.main(argv)))
+    summary = f"machine: {machine()}\n\n" + "\n\n".join(reports) + "\n"
+    (OUT / "summary.md").write_text(summary)
+    print("\n" + "=" * 100 + "\n" + summary)
+    print(f"done in {time.monotonic() - started:.0f} s; results in {OUT / 'results.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
