@@ -595,6 +595,7 @@ class Stack:
         """Stop everything this stack started, last started first."""
         for proc in reversed(self.processes):
             proc.stop()
+        (self.root / "alertmanager" / "alertmanager-relocated").unlink(missing_ok=True)
         if self._own_root and os.environ.get("RESTARTGUARD_KEEP_STACK") != "1":
             shutil.rmtree(self.root, ignore_errors=True)
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -346,10 +345,8 @@ def loop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Loop]:
         print(f"\ne2e timings (s): {json.dumps({k: round(v, 1) for k, v in lp.timings.items()})}")
         yield lp
     finally:
-        stack.stop()
+        stack.stop()  # every process group it started; the logs stay in the stack's directory
         discord.stop()
-        if stack.root.is_dir():
-            shutil.copytree(stack.paths["logs"], root / "logs-copy", dirs_exist_ok=True)
 
 
 # ----------------------------------------------------------------------------------------------
