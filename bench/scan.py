@@ -218,6 +218,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         reference = json.loads(run.stdout)
         assert reference["last_check"] == truth.last_check and not reference["literal_plan"]
 
+    # Context: grep in the host's UTF-8 locale, and the check-run collapsing prototype (not shipped).
+    grep_utf8 = run_rusage(["grep", "-cE", ere, str(log)], env={"LC_ALL": "C.UTF-8"})
+    assert int(grep_utf8.stdout) == grep_count
+    proto = json.loads(run_rusage([PY, str(ROOT / "bench" / "proto_collapse.py"), str(log)]).stdout)
+    assert (proto["last_check"], proto["trades_total"]) == (
+        truth.last_check,
+        truth.trades_ok + truth.trades_failed,
+    ), proto
+
     # mtail on a slice (its throughput is per byte; the whole file would take many minutes).
     mtail_bin = TOOLS / "mtail"
     mtail: dict[str, Any] | None = None
@@ -296,6 +305,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "maxrss_kb": inv.extra["maxrss_kb"],
         },
         "reference_backfill": reference,
+        "grep_utf8": {"seconds": grep_utf8.wall, "mbps": mbps(size, grep_utf8.wall)},
+        "prototype_collapse": {"seconds": proto["seconds"], "vs_grep": proto["seconds"] / grep.best},
         "mtail": mtail,
         "seek": {
             "best": seek.best,
@@ -332,6 +343,29 @@ def report(r: dict[str, Any]) -> str:
             "≤ 3× grep",
         ],
     ]
+    if r.get("grep_utf8"):
+        u = r["grep_utf8"]
+        rows.insert(
+            1,
+            [
+                "grep -cE, same patterns (C.UTF-8 locale)",
+                f"{u['seconds']:.2f} s",
+                f"{u['mbps']:.0f}",
+                "",
+                "context",
+            ],
+        )
+    if r.get("prototype_collapse"):
+        pc = r["prototype_collapse"]
+        rows.append(
+            [
+                "backfill, check-run collapsing (prototype, not shipped)",
+                f"{pc['seconds']:.2f} s",
+                f"{mbps(r['log_bytes'], pc['seconds']):.0f}",
+                f"{pc['vs_grep']:.1f}× grep",
+                "",
+            ]
+        )
     if r.get("reference_backfill"):
         ref = r["reference_backfill"]
         rows.append(

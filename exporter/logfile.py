@@ -341,6 +341,14 @@ def find_all(hay: bytes, lit: bytes, start: int = 0, use_memmem: bool = True) ->
         p = find(lit, p + k)
 
 
+# The common line start "YYYY-MM-DD HH:MM:SS,mmm" with no UTC offset after it (what
+# P.TIMESTAMP_RE would read as naive local time with milliseconds); anything else is parsed by
+# parse_timestamp itself.
+FAST_TIMESTAMP_RE = re.compile(
+    r"(\d{4}-\d{2}-\d{2}[ T]\d{2}):([0-5]\d):([0-5]\d)[,.](\d{3})(?!\d)(?!\s?(?:Z|[+-]\d\d))"
+)
+
+
 class _HourClock:
     """UTC start of a local hour ``YYYY-MM-DD HH`` as :func:`parse_timestamp` computes it, cached;
     None when that is no valid time or the zone's offset changes within the hour (then every
@@ -488,6 +496,7 @@ class BlockScanner:
         check_search = parser.rules.check.search
         source = parser.source
         hours = self._clock.hours
+        fast_ts = FAST_TIMESTAMP_RE.match
         hour = self._clock.hour
         signals = res.signals
         append = signals.append
@@ -521,39 +530,22 @@ class BlockScanner:
                     elif not any(branches[i].search(block, ls, le) for i in _bits(check_mask)):
                         pos = le
                         continue
-                    if (
-                        m is not None
-                        and len(line) > 23
-                        and line[13] == ":"
-                        and line[16] == ":"
-                        and line[19] in ",."
-                    ):
-                        mm, ss, frac, c = line[14:16], line[17:19], line[20:23], line[23]
-                        i = 24 if c.isspace() else 23
-                        z = line[i : i + 1]
-                        if (
-                            mm.isdecimal()
-                            and ss.isdecimal()
-                            and frac.isdecimal()
-                            and not c.isdecimal()
-                            and z != "Z"
-                            and not (z in ("+", "-") and line[i + 1 : i + 3].isdecimal())
-                        ):
-                            # The timestamp parse_timestamp would give, from a cached hour.
-                            key = line[:13]
-                            base = hours[key] if key in hours else hour(key)
-                            minutes, seconds = int(mm), int(ss)
-                            if base is not None and minutes < 60 and seconds < 60:
-                                try:
-                                    number: int | None = int(m.group(1))
-                                except (IndexError, ValueError, TypeError):
-                                    number = None
-                                if number is not None:
-                                    at = base + td(0, minutes * 60 + seconds, int(frac) * 1000)
-                                    parser.last_ts = at
-                                    append(Signal(at, kind, source, line, None, {number_key: number}))
-                                    pos = le
-                                    continue
+                    t = fast_ts(line) if m is not None else None
+                    if t is not None:
+                        # The timestamp parse_timestamp would give, from a cached hour.
+                        key, mm, ss, frac = t.groups()
+                        base = hours[key] if key in hours else hour(key)
+                        if base is not None:
+                            try:
+                                number: int | None = int(m.group(1))  # type: ignore[union-attr]
+                            except (IndexError, ValueError, TypeError):
+                                number = None
+                            if number is not None:
+                                at = base + td(0, int(mm) * 60 + int(ss), int(frac) * 1000)
+                                parser.last_ts = at
+                                append(Signal(at, kind, source, line, None, {number_key: number}))
+                                pos = le
+                                continue
                     pos = self._feed_line(block, ls, le, res)
                     continue
                 else:
