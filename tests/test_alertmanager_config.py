@@ -33,6 +33,8 @@ import yaml
 from discord_fake import FakeDiscord, discord_fake  # noqa: F401  (fixture)
 from pytest_httpserver import HTTPServer
 
+from restartguard.stack import relocatable_alertmanager
+
 ROOT = Path(__file__).resolve().parents[1]
 AM_CONFIG = ROOT / "alertmanager.yml"
 ROUTES_SCRIPT = ROOT / "scripts" / "check-alertmanager-routes.py"
@@ -210,43 +212,12 @@ def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> None
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
-DEBIAN_TEMPLATES = Path("/usr/share/prometheus/alertmanager/default.tmpl")
-
-
-def alertmanager_command(binary: str) -> list[str]:
-    """How to start Debian's alertmanager from .tools/.
-
-    Debian's build reads its default notification templates from the fixed path
-    /usr/share/prometheus/alertmanager/default.tmpl. Unless the package is installed, the binary
-    runs in a private mount namespace where a read-only overlay adds .tools/usr/share to
-    /usr/share (nothing outside the process sees it).
-    """
-    if DEBIAN_TEMPLATES.is_file():
-        return [binary]
-    extra = ROOT / ".tools" / "usr" / "share"
-    if not (extra / "prometheus" / "alertmanager" / "default.tmpl").is_file():
-        pytest.fail("alertmanager templates missing from .tools: run scripts/fetch-tools.sh", pytrace=False)
-    overlay = f"mount -t overlay overlay -o lowerdir={extra}:/usr/share /usr/share"
-    attempts = []
-    for unshare in (["unshare", "--mount"], ["unshare", "--user", "--map-root-user", "--mount"]):
-        probe = [*unshare, "sh", "-c", f"{overlay} && test -f {DEBIAN_TEMPLATES}"]
-        try:
-            proc = subprocess.run(probe, capture_output=True, text=True, timeout=30, check=False)
-        except FileNotFoundError:
-            break
-        if proc.returncode == 0:
-            return [*unshare, "sh", "-c", f'{overlay} && exec "$0" "$@"', binary]
-        attempts.append(proc.stderr.strip())
-    pytest.skip(
-        "cannot run Debian's alertmanager outside an installed package here: its templates must be at "
-        f"{DEBIAN_TEMPLATES} and mount namespaces are not available ({'; '.join(attempts) or 'no unshare'})"
-    )
-
-
 @pytest.fixture
 def alertmanager(tmp_path: Path, httpserver: HTTPServer, discord_fake: FakeDiscord) -> Iterator[str]:  # noqa: F811
     """alertmanager.yml with local fakes and short timings, served by the real binary."""
-    command = alertmanager_command(tool("prometheus-alertmanager"))
+    # Debian's build reads its templates from a fixed /usr/share path: run a relocated copy
+    # (the same helper the end-to-end stack uses).
+    command = [relocatable_alertmanager(tool("prometheus-alertmanager"), tmp_path)]
     token = tmp_path / "receiver-token"
     token.write_text("s3cret-token\n", encoding="utf-8")
     text = AM_CONFIG.read_text(encoding="utf-8")
@@ -277,6 +248,7 @@ def alertmanager(tmp_path: Path, httpserver: HTTPServer, discord_fake: FakeDisco
         ],
         stdout=log,
         stderr=subprocess.STDOUT,
+        cwd=tmp_path,
     )
 
     def ready() -> bool:
