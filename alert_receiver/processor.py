@@ -248,7 +248,9 @@ class Processor:
         reasons: list[tuple[str, bool]] = [(x, False) for x in finding.escalation_reasons]
         if outcome.needs_escalation:
             reasons.append(("fix_failed" if outcome.outcome == "failed" else "fix_exhausted", False))
-        from_alert = alert_reason(alert)
+        # The alert's own escalate label belongs to the alert's own restart, not to one recorded
+        # on the way (found inside the alert's window).
+        from_alert = alert_reason(alert) if remediate else None
         if from_alert is not None:
             reasons.append((from_alert, True))
         if reasons:
@@ -256,11 +258,15 @@ class Processor:
                 reasons,
                 incident_key,
                 EscalationContext(
-                    situation=self._situation([x for x, _ in reasons], alert, finding),
+                    situation=self._situation([x for x, _ in reasons], alert if remediate else None, finding),
                     restarts_hour=finding.restarts_last_hour,
                     restarts_day=finding.restarts_last_day,
                     cause=finding.cause,
-                    actions=messages.actions_text(lang, outcome),
+                    actions=(
+                        messages.actions_text(lang, outcome)
+                        if remediate
+                        else messages.outcome_reason(lang, "recorded_only")
+                    ),
                     state=outcome.unit_state,
                     report_path=path,
                 ),
@@ -296,7 +302,9 @@ class Processor:
             )
             self.store.update_incident(incident_id, self.clock(), history_written=True)
 
-    def _situation(self, reasons: list[str], alert: Alert, finding: Finding) -> str:
+    def _situation(self, reasons: list[str], alert: Alert | None, finding: Finding) -> str:
+        """The reasons, the restart the page is about, and the alert's summary when the restart is
+        the alert's own (a restart recorded on the way is not what the alert's summary says)."""
         lang = self.rs.language
         text = " / ".join(messages.reason_text(lang, x) for x in dict.fromkeys(reasons))
         r = finding.restart
@@ -305,7 +313,7 @@ class Processor:
             text += f" — {'最新の再起動' if lang == 'ja' else 'latest restart'} {at}"
             if r.last_check is not None:
                 text += f", check #{r.last_check}"
-        summary = alert.annotation("summary")
+        summary = alert.annotation("summary") if alert is not None else None
         if summary:
             text += f"\n{summary[:500]}"
         return text

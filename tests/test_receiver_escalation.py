@@ -113,6 +113,41 @@ def test_third_restart_in_an_hour_escalates_once(
         h.close()
 
 
+def test_page_for_a_restart_recorded_on_the_way_speaks_of_that_restart(
+    tmp_path: Path,
+    fake_systemctl: FakeSystemctl,  # noqa: F811
+    discord_fake: FakeDiscord,  # noqa: F811
+    clock: FakeClock,
+) -> None:
+    """The exception alert (2nd restart) is processed after a 3rd restart (api_timeout) already
+    happened: the 3rd is recorded on the way and crosses the threshold. The page goes out at once
+    but must describe the api_timeout restart, not quote the exception alert or its actions."""
+    t1, t2, t3 = T0, T0 + timedelta(minutes=20), T0 + timedelta(minutes=40)
+    classifier = StubClassifier(
+        [make_restart(t1, Cause.OOM), make_restart(t2, Cause.EXCEPTION), make_restart(t3, Cause.API_TIMEOUT)]
+    )
+    h = _harness(tmp_path, fake_systemctl, discord_fake, clock, classifier)
+    try:
+        clock.t = (t1 + timedelta(minutes=1)).timestamp()
+        h.post(make_notification(make_alert(starts=t1, fingerprint="aaaa000000000001")))
+        h.process()
+        clock.t = (t3 + timedelta(minutes=1)).timestamp()
+        alert = make_alert(starts=t2, fingerprint="bbbb000000000002", cause="exception")
+        alert["annotations"]["summary"] = "EXCEPTION-ALERT-SUMMARY"
+        h.post(make_notification(alert))
+        h.process()
+        h.deliver()
+        assert len(h.ctx.store.incidents()) == 3
+        (esc,) = escalations_in(discord_fake)
+        fields = {f["name"]: f["value"] for f in esc["embeds"][0]["fields"]}
+        assert "api_timeout" in fields["原因"] or "APIタイムアウト" in fields["原因"]
+        assert "EXCEPTION-ALERT-SUMMARY" not in fields["状況"]
+        assert t3.strftime("%H:%M:%S") in fields["状況"]
+        assert "記録のみ" in fields["実施した対応"]
+    finally:
+        h.close()
+
+
 def test_failed_fix_escalates_once(
     tmp_path: Path,
     fake_systemctl: FakeSystemctl,  # noqa: F811
