@@ -26,22 +26,24 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from exporter.patterns import MID_CONSUMED as MID_CPU
+from exporter.patterns import (
+    MID_EXIT,
+    MID_FAILED,
+    MID_OOM,
+    MID_RESTART,
+    MID_STARTED,
+    MID_STARTING,
+    MID_STOPPED,
+    MID_STOPPING,
+    MID_SUCCESS,
+)
+
 UNIT = "bitget-bot.service"
 DESCRIPTION = "Bitget futures bot"
 BOOT_ID = "3f1c2a9e8b7d4c6e9a0b1c2d3e4f5a6b"
 T0 = datetime(2026, 9, 3, 22, 15, 0, tzinfo=UTC)
 
-# systemd catalog message IDs, as journald writes them.
-MID_STARTING = "7d4958e842da4a758f6c1cdc7b36dcc5"
-MID_STARTED = "39f53479d3a045ac8e11786248231fbf"
-MID_STOPPING = "de5b426a63be47a7b6ac3eaac82e2f6f"
-MID_STOPPED = "9d1aaa27d60140bd96365438aad20286"
-MID_EXIT = "98e322203f7a4ed290d09fe03c09fe15"
-MID_FAILED = "d9b373ed55a64feb8242e02dbe79a49c"
-MID_SUCCESS = "7ad2d189f7e94e70a38c781354912448"
-MID_RESTART = "5eb03494b6584870a536b337290809b3"
-MID_OOM = "fe6faa94e7774663a0da52717891d8ef"
-MID_CPU = "ae8f7b866b0347b9af31fe1c80b127c0"
 
 STDOUT_LATENCY_USEC = 250
 SIGNALS = {6: "ABRT", 9: "KILL", 11: "SEGV", 15: "TERM"}
