@@ -88,7 +88,12 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--out", metavar="DIR")
     rep.add_argument("--send", action="store_true", help="post the review to Discord")
 
-    sub.add_parser("demo", help="run the whole loop locally with a simulated trader")
+    demo = sub.add_parser(
+        "demo", help="run the whole loop locally with a simulated trader", add_help=False, prefix_chars="\0"
+    )
+    demo.add_argument(
+        "demo_args", nargs=argparse.REMAINDER, help="options of the demo (see: restartguard demo --help)"
+    )
 
     chk = sub.add_parser("check-config", help="validate restartguard.yml")
     chk.add_argument("--config")
@@ -226,7 +231,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from restartguard.demo import main as demo_main
 
-    return demo_main()
+    return demo_main(list(args.demo_args))
 
 
 COMMANDS = {

@@ -106,3 +106,10 @@ def test_exporter_bad_listen_is_usage_error(tmp_path: Path, capsys: pytest.Captu
     shutil.copy(INCIDENTS / "clean_run" / "trader.log", tmp_path / "t.log")
     assert main(["exporter", "--listen", "nowhere", "--log", str(tmp_path / "t.log")]) == 2
     assert "--listen" in capsys.readouterr().err
+
+
+def test_demo_options_pass_through_the_main_cli(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["demo", "--help"])
+    assert exit_info.value.code == 0
+    assert "--crash-every" in capsys.readouterr().out
