@@ -337,7 +337,7 @@ def run_weekly(
 def post_weekly(settings: Settings, facts: WeeklyFacts, text: str, chart: Path) -> None:
     """Post the review with the chart attached through the receiver's Discord transport."""
     from alert_receiver.auth import load_webhook_url
-    from alert_receiver.discord import DiscordTransport
+    from alert_receiver.discord import DiscordTransport, safe_payload
 
     url = load_webhook_url()
     if not url:
@@ -355,4 +355,9 @@ def post_weekly(settings: Settings, facts: WeeklyFacts, text: str, chart: Path) 
         ],
         "allowed_mentions": {"parse": []},
     }
-    DiscordTransport(url).send(payload, files={chart.name: chart.read_bytes()})
+    transport = DiscordTransport(url)
+    try:
+        for i, part in enumerate(safe_payload(payload)):
+            transport.send(part, files={chart.name: chart.read_bytes()} if i == 0 else None)
+    finally:
+        transport.close()

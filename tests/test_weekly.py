@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from discord_fake import FakeDiscord, discord_fake  # noqa: F401  (fixture)
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
@@ -122,3 +123,41 @@ def test_facts_from_prometheus_http_api(httpserver: HTTPServer) -> None:
     en = render_markdown(f, "en")
     assert "Peak memory usage: 83.00 % — ≤ 80 %: missed" in en
     assert "Availability: 99.95 % — goal 99.9 %: met" in en
+
+
+def test_weekly_review_is_posted_with_the_chart_attached(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    discord_fake: FakeDiscord,  # noqa: F811
+) -> None:
+    monkeypatch.setenv("RESTARTGUARD_DISCORD_WEBHOOK_URL", discord_fake.url)
+    settings = settings_from_mapping(
+        {"receiver": {"state_dir": str(tmp_path / "rcv")}, "report": {"language": "en"}}
+    )
+
+    def fake_investigate(_settings: object, *, since: datetime, until: datetime) -> Investigation:
+        rs = [r for r in RESTARTS if since <= r.at <= until]
+        return Investigation(rs, escalation_for(rs))
+
+    assert run_weekly(settings, out_dir=tmp_path, send=True, now=NOW, investigate=fake_investigate) == 0
+    (req,) = [r for r in discord_fake.requests if r.status in (200, 204)]
+    ((name, png),) = req.files.items()
+    assert name.endswith(".png") and png.startswith(b"\x89PNG")
+    (embed,) = req.body["embeds"]
+    assert embed["image"]["url"] == f"attachment://{name}"
+    assert embed["title"].startswith("Weekly review") and "Unplanned restarts" in embed["description"]
+    assert req.body["allowed_mentions"] == {"parse": []}
+
+
+def test_weekly_send_without_webhook_fails_clearly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("RESTARTGUARD_DISCORD_WEBHOOK_URL", raising=False)
+    monkeypatch.delenv("RESTARTGUARD_DISCORD_WEBHOOK_URL_FILE", raising=False)
+    settings = settings_from_mapping({"receiver": {"state_dir": str(tmp_path / "rcv")}})
+
+    def fake_investigate(_settings: object, *, since: datetime, until: datetime) -> Investigation:
+        return Investigation([], escalation_for([]))
+
+    assert run_weekly(settings, out_dir=tmp_path, send=True, now=NOW, investigate=fake_investigate) == 1
+    assert "no Discord webhook configured" in capsys.readouterr().out
