@@ -146,7 +146,7 @@ def test_weekly_review_is_posted_with_the_chart_attached(
     (embed,) = req.body["embeds"]
     assert embed["image"]["url"] == f"attachment://{name}"
     assert embed["title"].startswith("Weekly review") and "Unplanned restarts" in embed["description"]
-    assert req.body["allowed_mentions"] == {"parse": []}
+    assert req.body["allowed_mentions"] == {"parse": [], "users": []}
 
 
 def test_weekly_send_without_webhook_fails_clearly(
