@@ -23,8 +23,18 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-T0 = datetime(2026, 9, 3, 22, 15, 1, tzinfo=UTC)
 CYCLE_MS = 6000
+BYTES_PER_CYCLE = 700  # about what a cycle writes, to place the log's end before now
+
+
+def default_start(target_bytes: int) -> datetime:
+    """A start such that the log ends about a day before now: an exporter reading it sees history,
+    never lines from the future (which it would keep waiting on)."""
+    span = timedelta(milliseconds=target_bytes / BYTES_PER_CYCLE * CYCLE_MS) + timedelta(days=1)
+    start = datetime.now(UTC) - span
+    return start.replace(hour=22, minute=15, second=1, microsecond=0)
+
+
 BANNER = "Bot booting, version 3.2.1, pid={pid}"
 DEATHS = ("exception", "api_timeout", "oom", "manual", "other")
 
@@ -81,12 +91,14 @@ FINALS = {
 }
 
 
-def generate(path: Path, target_bytes: int, *, seed: int = 7, restart_every: int = 5000) -> Truth:
+def generate(
+    path: Path, target_bytes: int, *, seed: int = 7, restart_every: int = 5000, start: datetime | None = None
+) -> Truth:
     """Write ``path`` (about ``target_bytes``) and return the ground truth."""
     rng = random.Random(seed)
     stamp = Stamp()
     truth = Truth()
-    ms = int(T0.timestamp() * 1000)
+    ms = int((start or default_start(target_bytes)).timestamp() * 1000)
     pid = 4000
     check = 0
     written = 0
