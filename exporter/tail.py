@@ -126,19 +126,22 @@ class FileFollower:
             return b""
         fh = self._fh
         pos = self.position
+        missed = b""
         st = os.fstat(fh.fileno())
         if (st.st_dev, st.st_ino) == (pos.dev, pos.ino) or pos.ino == 0:
             if st.st_size < pos.offset or (pos.head and _head(fh, st.st_size) != pos.head):
-                # copytruncate (or the file was rewritten in place): start again from the top.
+                # copytruncate (or the file was rewritten in place): what was appended since our
+                # last read is only in the copy; finish it there, then start again from the top.
                 self.truncations += 1
+                missed = self._rest_of_copy(pos)
                 pos.offset = 0
                 pos.head = ""
         else:
             pos.dev, pos.ino, pos.offset, pos.head = st.st_dev, st.st_ino, 0, ""
         if not pos.head and st.st_size >= HEAD_BYTES:
             pos.head = _head(fh, st.st_size)
-        data = self._read_complete(fh, pos.offset, max_bytes)
-        pos.offset += len(data)
+        data = missed + self._read_complete(fh, pos.offset, max_bytes)
+        pos.offset += len(data) - len(missed)
         if len(data) < max_bytes and self._rotated_away(st):
             # Our file was renamed away and a new one is in place: finish the old one, switch.
             rest = self._read_rest(fh, pos.offset)
@@ -154,6 +157,22 @@ class FileFollower:
                 self.position.offset += len(more)
                 data += more
         return data
+
+    def _rest_of_copy(self, pos: Position) -> bytes:
+        """After copytruncate: the bytes past ``pos.offset`` in the rotated copy of our file (a
+        sibling such as ``trader.log.1`` that starts with the same bytes and is long enough)."""
+        if not pos.head:
+            return b""
+        for cand in sorted(glob.glob(glob.escape(str(self.path)) + "?*"), key=os.path.getmtime, reverse=True):
+            try:
+                with open(cand, "rb") as copy:
+                    size = os.fstat(copy.fileno()).st_size
+                    if size < pos.offset or _head(copy, size) != pos.head:
+                        continue
+                    return self._read_rest(copy, pos.offset)
+            except OSError:
+                continue
+        return b""
 
     def _rotated_away(self, st: os.stat_result) -> bool:
         try:

@@ -307,3 +307,21 @@ def test_state_write_failure_keeps_old_state_and_serving(rig: Rig, monkeypatch: 
     assert snap.last_check == 3
     assert state_file.read_bytes() == before
     assert not [p for p in state_file.parent.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_lines_written_just_before_copytruncate_are_read_from_the_copy(rig: Rig) -> None:
+    core = rig.core()
+    rig.boot(T0, 100)
+    end = rig.checks(T0, 1, 6)
+    rig.clock.now = end
+    core.poll()
+    # The trader dies and restarts; logrotate copies and truncates before the exporter polls.
+    append(rig.log, traceback_lines(end + timedelta(seconds=5), "KeyError: 'x'"))
+    append(rig.log, logline(end + timedelta(seconds=15), "Bot booting, version 3, pid=101"))
+    (rig.tmp / "trader.log.1").write_bytes(rig.log.read_bytes())
+    with rig.log.open("r+b") as fh:
+        fh.truncate(0)
+    append(rig.log, logline(end + timedelta(seconds=75), "check #7 balance=1 USDT"))
+    rig.clock.now = end + timedelta(minutes=2)
+    assert [(r.cause.value, r.last_check) for r in core.poll()] == [("exception", 6)]
+    assert core.snapshot().last_check == 7

@@ -384,12 +384,6 @@ def test_log_renamed_every_second_under_load_counts_exactly(
     assert exp.stop() == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="exporter/tail.py: after copytruncate the follower restarts at offset 0 of the truncated "
-    "file; lines written since its last read are only in the copy (trader.log.1) and are never read, "
-    "so a restart logged within one poll interval before a copytruncate is lost",
-)
 def test_log_renamed_and_copytruncated_every_second_under_load_counts_exactly(
     tmp_path: Path, exporters: list[Exporter]
 ) -> None:
