@@ -83,6 +83,7 @@ class ExporterCore:
         self.source_errors = {s.name: 0 for s in [*self.sources]}
         self.source_errors.setdefault("state", 0)
         self.recent: list[Restart] = []
+        self.behind = False  # a source stopped at its per-poll limit during the last poll
         self._load()
 
     # -- persistence -------------------------------------------------------------------------
@@ -131,8 +132,17 @@ class ExporterCore:
         with self.lock:
             return self._poll_locked()
 
+    def catch_up(self, max_polls: int = 10_000) -> int:
+        """Poll until no source has a backlog left (start-up backfill); returns the polls made."""
+        for n in range(1, max_polls + 1):
+            self.poll()
+            if not self.behind:
+                return n
+        return max_polls
+
     def _poll_locked(self) -> list[Restart]:
         fresh: list[Signal] = []
+        self.behind = False
         for src in self.sources:
             try:
                 batch = src.poll()
@@ -142,6 +152,7 @@ class ExporterCore:
                 log.warning("source %s failed: %s", src.name, exc)
                 continue
             self.source_up[src.name] = True
+            self.behind = self.behind or batch.more
             for sig in batch.signals:
                 if sig.kind in (Kind.TRADE_OK, Kind.TRADE_FAIL) and src.name == self.trade_source:
                     self.trades_total += 1

@@ -33,6 +33,7 @@ class Batch:
 
     signals: list[Signal] = field(default_factory=list)
     last_line_at: datetime | None = None  # the trader's latest log/stdout line (heartbeat)
+    more: bool = False  # the source stopped at its per-poll limit: poll again to catch up
 
 
 class LogFileSource:
@@ -59,7 +60,7 @@ class LogFileSource:
             data = self.follower.read()
         except OSError as exc:
             raise SourceError(f"log {self.path}: {exc.strerror or exc}") from exc
-        batch = Batch()
+        batch = Batch(more=self.follower.more)
         if data:
             res = self.scanner.scan(data)
             batch.signals = res.signals
@@ -99,7 +100,9 @@ class JournalFileSource:
             data = self.follower.read()
         except OSError as exc:
             raise SourceError(f"journal file {self.path}: {exc.strerror or exc}") from exc
-        return self._feed(data.splitlines())
+        batch = self._feed(data.splitlines())
+        batch.more = self.follower.more
+        return batch
 
     def _feed(self, lines: Sequence[bytes]) -> Batch:
         batch = Batch()

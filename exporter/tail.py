@@ -59,6 +59,7 @@ class FileFollower:
         self.position = position
         self.from_end = from_end
         self._fh: IO[bytes] | None = None
+        self.more = False  # the last read() stopped at its size limit: more is waiting
         self.rotations = 0
         self.truncations = 0
 
@@ -121,6 +122,7 @@ class FileFollower:
 
     # -- reading ---------------------------------------------------------------------------
     def read(self, max_bytes: int = MAX_READ) -> bytes:
+        self.more = False
         self._ensure_open()
         if self._fh is None or self.position is None:
             return b""
@@ -181,10 +183,10 @@ class FileFollower:
             return False  # renamed, new file not created yet: keep reading the old one
         return (cur.st_dev, cur.st_ino) != (st.st_dev, st.st_ino)
 
-    @staticmethod
-    def _read_complete(fh: IO[bytes], offset: int, max_bytes: int) -> bytes:
+    def _read_complete(self, fh: IO[bytes], offset: int, max_bytes: int) -> bytes:
         fh.seek(offset)
         data = fh.read(max_bytes)
+        self.more = self.more or (max_bytes > 0 and len(data) >= max_bytes)
         cut = data.rfind(b"\n")
         if cut < 0:
             return data if len(data) >= MAX_LINE else b""

@@ -325,3 +325,46 @@ def test_lines_written_just_before_copytruncate_are_read_from_the_copy(rig: Rig)
     rig.clock.now = end + timedelta(minutes=2)
     assert [(r.cause.value, r.last_check) for r in core.poll()] == [("exception", 6)]
     assert core.snapshot().last_check == 7
+
+
+def test_follower_says_when_it_stopped_at_its_read_limit(tmp_path: Path) -> None:
+    from exporter.tail import FileFollower
+
+    path = tmp_path / "big.log"
+    path.write_bytes(b"".join(b"line %05d\n" % i for i in range(1000)))
+    follower = FileFollower(path)
+    chunks = []
+    while True:
+        data = follower.read(max_bytes=4096)
+        chunks.append(data)
+        if not follower.more:
+            break
+    assert len(chunks) > 2
+    assert b"".join(chunks) == path.read_bytes()
+
+
+def test_catch_up_polls_until_no_source_has_a_backlog() -> None:
+    from exporter.sources import Batch
+
+    class Backlogged:
+        name = "log"
+
+        def __init__(self) -> None:
+            self.left = 3
+
+        def poll(self) -> Batch:
+            self.left -= 1
+            return Batch(more=self.left > 0)
+
+        def state(self) -> dict[str, object]:
+            return {}
+
+        def restore(self, data: dict[str, object]) -> None:
+            pass
+
+        def close(self) -> None:
+            pass
+
+    src = Backlogged()
+    core = ExporterCore([src], None)
+    assert core.catch_up() == 3 and src.left == 0 and not core.behind
