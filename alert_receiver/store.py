@@ -14,6 +14,7 @@ Connections are per thread (and re-opened after a fork); every write is one shor
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import socket
@@ -128,7 +129,7 @@ class Store:
 
     # -- connections -------------------------------------------------------------------------
     def _conn(self) -> sqlite3.Connection:
-        if os.getpid() != self._pid:  # forked: never reuse the parent's connections
+        if os.getpid() != self._pid:  # forked: never reuse the parent's connections (nor lock fds)
             self._local = threading.local()
             self._pid = os.getpid()
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
@@ -141,16 +142,31 @@ class Store:
             self._local.conn = conn
         return conn
 
+    def _lock_fd(self) -> int:
+        fd: int | None = getattr(self._local, "lock_fd", None)
+        if fd is None:
+            fd = os.open(str(self.path) + ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+            self._local.lock_fd = fd
+        return fd
+
     @contextmanager
     def write(self) -> Iterator[sqlite3.Connection]:
+        """One short write transaction. Writers (threads and gunicorn workers) queue on an flock
+        first: SQLite's own busy handler sleeps in growing steps (1, 2, 5, 10 ms...), which made
+        the webhook's p99 latency under concurrency ten times the median."""
         conn = self._conn()
-        conn.execute("BEGIN IMMEDIATE")
+        fd = self._lock_fd()
+        fcntl.flock(fd, fcntl.LOCK_EX)
         try:
-            yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
 
     def read(self) -> sqlite3.Connection:
         return self._conn()
@@ -160,6 +176,10 @@ class Store:
         if conn is not None:
             conn.close()
             self._local.conn = None
+        fd = getattr(self._local, "lock_fd", None)
+        if fd is not None:
+            os.close(fd)
+            self._local.lock_fd = None
 
     # -- queue -------------------------------------------------------------------------------
     def enqueue_notification(
