@@ -258,13 +258,22 @@ def detect_restarts(
     return restarts
 
 
-def compact(signals: Sequence[Signal]) -> list[Signal]:
+def compact(signals: Sequence[Signal], boundaries: Sequence[datetime] = ()) -> list[Signal]:
     """Drop signals that cannot change any classification: within each stretch between two start
-    signals keep every structural signal and only the latest of each repeatable kind, in order."""
+    signals keep every structural signal and only the latest of each repeatable kind, in order.
+
+    ``boundaries`` are the times of start signals that are not in ``signals`` (e.g. systemd's
+    starts when compacting one log file's signals alone); stretches end there too, so compacting
+    a part first and the whole later gives the same answers as compacting the whole once."""
     ordered = sorted(signals, key=sort_key)
+    cuts = sorted(boundaries)
+    cut = 0
     keep: list[Signal | None] = []
     latest: dict[Kind, int] = {}
     for sig in ordered:
+        while cut < len(cuts) and sig.at >= cuts[cut]:
+            latest.clear()
+            cut += 1
         if sig.kind is Kind.START:
             latest.clear()
         elif sig.kind in REPEATABLE_KINDS:

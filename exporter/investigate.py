@@ -14,11 +14,11 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any
 
-from exporter.detect import Escalation, JournalSpan, detect_restarts, escalation_for
+from exporter.detect import Escalation, JournalSpan, compact, detect_restarts, escalation_for
 from exporter.journal import JournalParser, entry_time, iter_json_lines, normalize_unit
 from exporter.logfile import BlockScanner, compile_prefilter, offset_for_time, read_blocks
 from exporter.logparse import LineParser, LineRules, clean_line, parse_timestamp
-from exporter.model import Restart, Signal, Source
+from exporter.model import Kind, Restart, Signal, Source
 from restartguard.config import LogSettings, Settings
 from restartguard.errors import SourceError
 
@@ -84,9 +84,19 @@ def journal_signals(
 
 
 def log_signals(
-    path: Path, rules: LineRules, tz: tzinfo, *, since: datetime | None = None, until: datetime | None = None
+    path: Path,
+    rules: LineRules,
+    tz: tzinfo,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    starts: Sequence[datetime] = (),
 ) -> list[Signal]:
-    """Signals from one trader log file, reading only around [since - LOOKBACK, until]."""
+    """Signals from one trader log file, reading only around [since - LOOKBACK, until].
+
+    Compacted block by block (:func:`~exporter.detect.compact`, with the other sources' start
+    times as boundaries), so memory stays small however long the log: only the last check of each
+    stretch between starts can matter."""
     parser = LineParser(rules, tz, Source.LOG)
     scanner = BlockScanner(parser, compile_prefilter(rules.prefilter_pattern()))
     try:
@@ -98,7 +108,7 @@ def log_signals(
         out: list[Signal] = []
         for _, block in read_blocks(fh, start):
             res = scanner.scan(block)
-            out.extend(res.signals)
+            out = compact([*out, *res.signals], starts)
             if until is not None and res.last_ts is not None and res.last_ts > until + LOOKBACK:
                 break
         out.extend(parser.flush())
@@ -130,8 +140,9 @@ def investigate(
 ) -> Investigation:
     jsigs, span = journal_signals(journal_entries, unit, rules)
     signals = list(jsigs)
+    starts = [s.at for s in jsigs if s.kind is Kind.START]
     for path in log_files:
-        signals.extend(log_signals(path, rules, log_tz, since=since, until=until))
+        signals.extend(log_signals(path, rules, log_tz, since=since, until=until, starts=starts))
     restarts = detect_restarts(dedupe(signals), merge_window=merge_window, journal=span)
     restarts = [r for r in restarts if (since is None or r.at >= since) and (until is None or r.at <= until)]
     return Investigation(restarts, escalation_for(restarts))

@@ -875,3 +875,15 @@ def test_same_log_given_twice_counts_once(tmp_path: Path) -> None:
     res = run(tmp_path, inc, journal=False, log_files=[copy])
     assert len(res.restarts) == 3
     assert [r.last_check for r in res.restarts] == [60, 60, 60]
+
+
+def test_last_check_is_exact_when_the_new_process_logs_no_banner_in_its_file(tmp_path: Path) -> None:
+    """The log file is compacted as it is read (only the last check of each stretch is kept);
+    systemd's start, seen only in the journal, must still end the old process's stretch."""
+    inc = running(30)
+    inc.killed(signal=9)
+    inc.restart_by_systemd(log=False)
+    inc.checks(12)
+    r = only(run(tmp_path, inc))
+    assert r.cause is Cause.OTHER
+    assert r.last_check == 30
