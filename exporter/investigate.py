@@ -31,6 +31,7 @@ JournalRunner = Callable[[list[str]], Iterable[bytes]]
 class Investigation:
     restarts: list[Restart]
     escalation: Escalation
+    warnings: tuple[str, ...] = ()
 
     def by_cause(self) -> dict[str, int]:
         return dict(Counter(r.cause.value for r in self.restarts))
@@ -40,6 +41,7 @@ class Investigation:
             "restarts": [r.to_json() for r in self.restarts],
             "by_cause": self.by_cause(),
             "escalation": {"required": self.escalation.required, "reasons": list(self.escalation.reasons)},
+            "warnings": list(self.warnings),
         }
 
 
@@ -145,7 +147,37 @@ def investigate(
         signals.extend(log_signals(path, rules, log_tz, since=since, until=until, starts=starts))
     restarts = detect_restarts(dedupe(signals), merge_window=merge_window, journal=span)
     restarts = [r for r in restarts if (since is None or r.at >= since) and (until is None or r.at <= until)]
-    return Investigation(restarts, escalation_for(restarts))
+    return Investigation(restarts, escalation_for(restarts), tuple(time_zone_warnings(signals, merge_window)))
+
+
+def time_zone_warnings(signals: Sequence[Signal], merge_window: timedelta) -> list[str]:
+    """A log read in the wrong time zone shifts every banner away from systemd's starts by a whole
+    number of quarter hours, and each banner then looks like a restart of its own. Say so when no
+    banner lines up with a start as read, but most do once shifted by such an offset."""
+    systemd = [s.at for s in signals if s.kind is Kind.START and s.source is Source.SYSTEMD]
+    banners = [s.at for s in signals if s.kind is Kind.START and s.source is Source.LOG]
+    window = merge_window.total_seconds()
+
+    def lined_up(offset: float) -> int:
+        return sum(
+            1 for b in banners if any(abs((t - b).total_seconds() - offset) <= window for t in systemd)
+        )
+
+    if not systemd or not banners or lined_up(0.0) or len(systemd) * len(banners) > 100_000:
+        return []
+    offsets = {
+        round((t - b).total_seconds() / 900) * 900
+        for t in systemd
+        for b in banners
+        if abs((t - b).total_seconds()) <= 26 * 3600
+    }
+    best = max(sorted(offsets - {0}), key=lined_up, default=None)
+    if best is None or lined_up(best) * 2 < len(banners):
+        return []
+    return [
+        "no startup banner in the trader log lines up with a systemd start, but they do when shifted "
+        f"by {best / 3600:+.2f} h: is --log-tz (log.timezone) the zone the log is written in?"
+    ]
 
 
 def read_journal_file(path: Path) -> Iterable[dict[str, Any]]:

@@ -161,6 +161,8 @@ def cmd_investigate(args: argparse.Namespace) -> int:
         args, settings, since=since, until=until, start_pattern=args.start_pattern, log_tz=log_tz
     )
     result = investigate(**kwargs)  # type: ignore[arg-type]
+    for warning in result.warnings:
+        print(f"restartguard: warning: {warning}", file=sys.stderr)
     if args.json:
         print(json.dumps(result.to_json(), ensure_ascii=False, indent=1))
     else:

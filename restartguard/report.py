@@ -29,6 +29,8 @@ def render_investigation(
             lines.append(f"    exception: {r.traceback.exception}  (signature {r.traceback.signature})")
         for ev in r.evidence:
             lines.append(f"    - {ev}")
+    for warning in result.warnings:
+        lines.append(f"WARNING: {warning}")
     lines.append("")
     if result.escalation.required:
         lines.append("ESCALATE to the owner: " + ", ".join(result.escalation.reasons))

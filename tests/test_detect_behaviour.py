@@ -887,3 +887,15 @@ def test_last_check_is_exact_when_the_new_process_logs_no_banner_in_its_file(tmp
     r = only(run(tmp_path, inc))
     assert r.cause is Cause.OTHER
     assert r.last_check == 30
+
+
+def test_log_read_in_the_wrong_time_zone_is_called_out(tmp_path: Path) -> None:
+    inc = running(5, log_tz="Asia/Tokyo")
+    inc.exits(1)
+    inc.restart_by_systemd()
+    inc.checks(3)
+    right = run(tmp_path, inc)
+    assert right.warnings == () and len(right.restarts) == 1
+    wrong = run(tmp_path, inc, log_tz="UTC")
+    (warning,) = wrong.warnings
+    assert "-9.00 h" in warning and "--log-tz" in warning
