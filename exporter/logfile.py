@@ -571,21 +571,16 @@ class BlockScanner:
         return pos
 
     def _set_time_from_previous(self, block: bytes, start: int) -> None:
-        end = start
-        for _ in range(MAX_LOOKBACK_LINES):
-            if end <= 0:
-                return
-            prev_start = block.rfind(b"\n", 0, end - 1) + 1
-            raw = block[prev_start:end]
-            if P.TIMESTAMP_RE_BYTES.match(raw):
-                ts = parse_timestamp(clean_line(raw[:64]), self.parser.tz)
-                if ts is not None:
-                    self.parser.last_ts = ts
-                return
-            end = prev_start
+        ts = self._timestamp_before(block, start)
+        if ts is not None:
+            self.parser.last_ts = ts
 
     def _last_timestamp(self, block: bytes) -> datetime | None:
-        end = len(block)
+        return self._timestamp_before(block, len(block))
+
+    def _timestamp_before(self, block: bytes, end: int) -> datetime | None:
+        """The timestamp of the last timestamped line ending at or before ``end`` (a line without
+        one, such as a traceback line, is skipped), looking back at most MAX_LOOKBACK_LINES."""
         for _ in range(MAX_LOOKBACK_LINES):
             if end <= 0:
                 return None
