@@ -23,6 +23,7 @@ from alert_receiver.units import (
     parse_seconds,
 )
 from exporter.model import Cause
+from restartguard.netaddr import parse_listen
 
 # Hard ceilings no configuration may exceed: a typo must not hand the trader 2 TB or a 3-day stop timeout.
 MAX_MEMORY_CAP = 256 * 1024**3
@@ -246,9 +247,7 @@ class ReceiverSettings(_Strict):
     @field_validator("listen")
     @classmethod
     def _listen(cls, value: str) -> str:
-        _host, sep, port = value.rpartition(":")
-        if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
-            raise ValueError("must be HOST:PORT with a port 0-65535")
+        parse_listen(value)
         return value
 
     @field_validator("owner_user_id")

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from alert_receiver.settings import ReceiverSettings
 from restartguard.errors import ConfigError
+from restartguard.netaddr import parse_listen
 
 DEFAULT_CONFIG_PATHS = ("restartguard.yml", "/etc/restartguard/restartguard.yml")
 DEFAULT_START_PATTERN = r"Bot booting|Starting (?:the )?(?:trader|bot)|trader started|起動"
@@ -162,14 +163,6 @@ def resolve_tz(name: str | None) -> tzinfo:
     local = datetime.now().astimezone().tzinfo
     assert local is not None
     return local
-
-
-def parse_listen(value: str) -> tuple[str, int]:
-    """``HOST:PORT`` (``[v6]:PORT`` allowed) → (host, port)."""
-    host, sep, port = value.rpartition(":")
-    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise ValueError("must be HOST:PORT with a port 0-65535")
-    return host.strip("[]") or "127.0.0.1", int(port)
 
 
 def _format_loc(loc: tuple[Any, ...]) -> str:
