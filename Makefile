@@ -26,7 +26,7 @@ tools: .tools/usr/bin/promtool
 
 lint: venv
 	$(BIN)/ruff check .
-	$(BIN)/ruff format --check restartguard exporter alert_receiver tests
+	$(BIN)/ruff format --check .
 
 typecheck: venv
 	$(BIN)/mypy
@@ -35,7 +35,7 @@ pytest: venv tools
 	$(BIN)/pytest -q
 
 demo: venv tools
-	$(BIN)/python -m restartguard.demo
+	$(BIN)/python -m lab.demo
 
 bench: venv tools
 	$(BIN)/python bench/run_all.py

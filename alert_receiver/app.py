@@ -29,7 +29,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from alert_receiver.auth import check_authorization, load_token, load_webhook_url
 from alert_receiver.discord import DiscordTransport
-from alert_receiver.investigator import Classifier, ContextReader
+from alert_receiver.findings import Classifier, ContextReader
 from alert_receiver.metrics import build_registry
 from alert_receiver.outbox import Outbox
 from alert_receiver.payload import Notification, describe_errors

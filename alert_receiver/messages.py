@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from alert_receiver.investigator import Finding
+from alert_receiver.findings import Finding
 from alert_receiver.payload import Alert
 from alert_receiver.remediation import Outcome
 

@@ -31,7 +31,7 @@ from typing import Any
 
 from alert_receiver import messages
 from alert_receiver.escalation import EscalationContext, Escalator, alert_reason
-from alert_receiver.investigator import (
+from alert_receiver.findings import (
     Classifier,
     ContextReader,
     Finding,
@@ -39,15 +39,15 @@ from alert_receiver.investigator import (
     investigate_alert,
     unhandled_window,
 )
+from alert_receiver.incident_files import append_fix_history, render_report, report_path, write_report
 from alert_receiver.outbox import Outbox
 from alert_receiver.payload import Alert, Notification
-from alert_receiver.records import append_fix_history, render_report, report_path, write_report
 from alert_receiver.remediation import NONE, Outcome, RemediationEngine
 from alert_receiver.store import Store, lease_owner
 from alert_receiver.systemctl import SystemctlError
-from exporter.model import Cause
 from restartguard.config import Settings
 from restartguard.errors import StateError
+from restartguard.taxonomy import Cause
 
 log = logging.getLogger(__name__)
 

@@ -40,10 +40,11 @@ from alert_receiver.fileedit import (
     set_number,
     write_with_backup,
 )
-from alert_receiver.settings import ConfigSet, DaemonReload, Diagnostics, DropinSet, RestartUnit
 from alert_receiver.store import Store
 from alert_receiver.systemctl import SystemctlError, SystemctlRunner, check_unit
-from alert_receiver.units import (
+from restartguard.config import Settings
+from restartguard.receiver_config import ConfigSet, DaemonReload, Diagnostics, DropinSet, RestartUnit
+from restartguard.systemd_values import (
     MEMORY_KEYS,
     SHOW_PROPERTY,
     TIME_KEYS,
@@ -54,7 +55,7 @@ from alert_receiver.units import (
     parse_seconds,
     parse_value,
 )
-from restartguard.config import Settings
+from rootcause.logparse import parse_timestamp
 
 log = logging.getLogger(__name__)
 
@@ -556,8 +557,6 @@ class _StepFailed(Exception):
 
 def clock_anomalies(settings: Settings, lines: Sequence[str]) -> dict[str, Any]:
     """Time going backwards, and the longest silence, in the log lines before a death."""
-    from exporter.logparse import parse_timestamp
-
     tz = settings.log.tz()
     prev: datetime | None = None
     backwards: list[str] = []

@@ -6,7 +6,7 @@ the daily budget are computed from these rows, so they survive restarts), escala
 for /metrics and the processing lease that lets several worker processes share one queue.
 
 ``remediation_runs`` (cause, started_at, finished_at, outcome) is also read by
-``restartguard report --weekly`` (restartguard/weekly.py): keep those columns.
+``restartguard report --weekly`` (restartguard_cli/weekly_review.py): keep those columns.
 
 Connections are per thread (and re-opened after a fork); every write is one short
 ``BEGIN IMMEDIATE`` transaction.

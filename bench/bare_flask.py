@@ -15,6 +15,7 @@ from typing import Any
 
 from flask import Flask, Response, jsonify, request
 from gunicorn.app.base import BaseApplication
+from gunicorn.config import KNOWN_SETTINGS
 
 TOKEN = "bench-token"
 
@@ -73,8 +74,6 @@ def main() -> None:
         "when_ready": _ready,
     }
     try:
-        from gunicorn.config import KNOWN_SETTINGS
-
         if "control_socket_disable" in {s.name for s in KNOWN_SETTINGS}:
             options["control_socket_disable"] = True
     except ImportError:

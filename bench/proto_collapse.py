@@ -24,11 +24,11 @@ from datetime import UTC
 from pathlib import Path
 
 from exporter.core import ExporterCore
-from exporter.investigate import rules_from_settings
-from exporter.logfile import BlockResult, BlockScanner
 from exporter.sources import LogFileSource
 from exporter.state import JsonState
 from restartguard.config import LogSettings
+from rootcause.investigation import rules_from_settings
+from rootcause.scanner import BlockResult, BlockScanner
 
 
 class CollapsingScanner(BlockScanner):

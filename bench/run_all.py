@@ -18,6 +18,9 @@ import sys
 import time
 from pathlib import Path
 
+from bench import receiver_load, scan, scrape
+from bench.common import OUT, machine
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -27,8 +30,6 @@ def main() -> int:
     ap.add_argument("--only", choices=["scan", "scrape", "receiver"], action="append")
     args = ap.parse_args()
     sys.path.insert(0, str(ROOT))
-    from bench import receiver_load, scan, scrape
-    from bench.common import OUT, machine
 
     subprocess.run([str(ROOT / "bench" / "fetch-bench-tools.sh")], check=True)
     OUT.mkdir(parents=True, exist_ok=True)

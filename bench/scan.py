@@ -36,11 +36,11 @@ from bench.common import (
     table,
     warm,
 )
-from exporter import patterns as P
-from exporter.investigate import rules_from_settings
-from exporter.logfile import compile_prefilter, read_blocks
-from exporter.logparse import LineRules
 from restartguard.config import LogSettings
+from rootcause import patterns as P
+from rootcause.investigation import rules_from_settings
+from rootcause.logparse import LineRules
+from rootcause.scanner import compile_prefilter, read_blocks
 
 GREP_ENV = {"LC_ALL": "C"}
 

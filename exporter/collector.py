@@ -13,8 +13,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from exporter.core import ExporterCore
-from exporter.model import ALL_CAUSES
 from exporter.sources import ProcessSample
+from restartguard.taxonomy import ALL_CAUSES
 
 
 class TraderCollector(Collector):

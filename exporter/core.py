@@ -18,11 +18,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-from exporter.detect import JournalSpan, compact, detect_restarts
-from exporter.model import ALL_CAUSES, Kind, Restart, Signal
 from exporter.sources import Batch
 from exporter.state import JsonState
 from restartguard.errors import RestartguardError
+from restartguard.taxonomy import ALL_CAUSES
+from rootcause.detect import JournalSpan, compact, detect_restarts
+from rootcause.model import Kind, Restart, Signal
 
 log = logging.getLogger(__name__)
 MAX_WINDOW = 5000

@@ -17,11 +17,11 @@ from prometheus_client.exposition import start_http_server
 
 from exporter.collector import TraderCollector
 from exporter.core import ExporterCore, SignalSource
-from exporter.investigate import rules_from_settings
 from exporter.sources import JournalctlSource, JournalFileSource, LogFileSource, ProcessSource
 from exporter.state import JsonState
 from restartguard.config import Settings, load_settings, parse_listen
 from restartguard.errors import UsageError
+from rootcause.investigation import rules_from_settings
 
 log = logging.getLogger("restartguard.exporter")
 

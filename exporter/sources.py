@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import os
 import queue
+import re
 import subprocess
 import threading
 import time
@@ -17,12 +18,12 @@ from typing import IO, Any
 
 import psutil
 
-from exporter.journal import JournalParser, normalize_unit, parse_json_line
-from exporter.logfile import BlockScanner, compile_prefilter
-from exporter.logparse import LineParser, LineRules
-from exporter.model import Signal, Source
 from exporter.tail import FileFollower, Position
 from restartguard.errors import SourceError
+from rootcause.journal import JournalParser, normalize_unit, parse_json_line
+from rootcause.logparse import LineParser, LineRules
+from rootcause.model import Signal, Source
+from rootcause.scanner import BlockScanner, compile_prefilter
 
 log = logging.getLogger(__name__)
 
@@ -244,8 +245,6 @@ class ProcessSource:
         clock: Callable[[], float] = time.monotonic,
         cache_seconds: float = 10.0,
     ) -> None:
-        import re
-
         self.unit = normalize_unit(unit)
         self.pidfile = pidfile
         self.match = re.compile(match) if match else None

@@ -43,8 +43,12 @@ def render(template: str, values: dict[str, str]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--check", action="store_true", help="exit 1 if rules.yml is stale instead of writing it")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--check", action="store_true", help="exit 1 if rules.yml is stale instead of writing it"
+    )
     args = parser.parse_args(argv)
     rendered = render(TEMPLATE.read_text(encoding="utf-8"), policy.as_template_values())
     if args.check:

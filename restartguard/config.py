@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import re
-from datetime import tzinfo
+from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -18,9 +18,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from alert_receiver.settings import ReceiverSettings
 from restartguard.errors import ConfigError
 from restartguard.netaddr import parse_listen
+from restartguard.receiver_config import ReceiverSettings
 
 DEFAULT_CONFIG_PATHS = ("restartguard.yml", "/etc/restartguard/restartguard.yml")
 DEFAULT_START_PATTERN = r"Bot booting|Starting (?:the )?(?:trader|bot)|trader started|起動"
@@ -158,8 +158,6 @@ def resolve_tz(name: str | None) -> tzinfo:
         return ZoneInfo(link.split("zoneinfo/", 1)[1])
     except (OSError, IndexError, ZoneInfoNotFoundError, ValueError):
         pass
-    from datetime import datetime
-
     local = datetime.now().astimezone().tzinfo
     assert local is not None
     return local

@@ -2,7 +2,7 @@
 # Fetch Prometheus/promtool and Alertmanager/amtool from Debian packages into .tools/
 # without installing or starting any service. Idempotent.
 # Note: Debian's alertmanager reads its notification templates from the fixed path
-# /usr/share/prometheus/alertmanager; restartguard.stack.relocatable_alertmanager runs a copy whose
+# /usr/share/prometheus/alertmanager; lab.stack.relocatable_alertmanager runs a copy whose
 # path points at the unpacked .tools/usr/share templates instead (tests and `make demo` use it).
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)

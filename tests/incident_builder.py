@@ -26,8 +26,8 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from exporter.patterns import MID_CONSUMED as MID_CPU
-from exporter.patterns import (
+from rootcause.patterns import MID_CONSUMED as MID_CPU
+from rootcause.patterns import (
     MID_EXIT,
     MID_FAILED,
     MID_OOM,

@@ -30,10 +30,10 @@ from typing import Any
 
 import pytest
 import yaml
-from discord_fake import FakeDiscord, discord_fake  # noqa: F401  (fixture)
 from pytest_httpserver import HTTPServer
 
-from restartguard.stack import relocatable_alertmanager
+from lab.fake_discord import FakeDiscord, discord_fake  # noqa: F401  (fixture)
+from lab.stack import relocatable_alertmanager
 
 ROOT = Path(__file__).resolve().parents[1]
 AM_CONFIG = ROOT / "alertmanager.yml"

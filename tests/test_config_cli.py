@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from restartguard.cli import main
 from restartguard.config import load_settings
 from restartguard.errors import ConfigError
+from restartguard_cli.main import main
 
 INCIDENTS = Path(__file__).parent / "data" / "incidents"
 EXAMPLE = Path(__file__).parent.parent / "restartguard.example.yml"

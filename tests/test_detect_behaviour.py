@@ -29,12 +29,13 @@ from incident_builder import (
     Incident,
 )
 
-from exporter import logfile
-from exporter.detect import escalation_for
-from exporter.investigate import Investigation, investigate, read_journal_file, rules_from_settings
-from exporter.journal import JournalParser
-from exporter.model import Cause, Kind, Restart
 from restartguard.config import LogSettings
+from restartguard.taxonomy import Cause
+from rootcause import scanner as logfile
+from rootcause.detect import escalation_for
+from rootcause.investigation import Investigation, investigate, read_journal_file, rules_from_settings
+from rootcause.journal import JournalParser
+from rootcause.model import Kind, Restart
 
 
 def run(

@@ -11,7 +11,6 @@ from typing import Any
 
 import pytest
 import requests
-from discord_fake import FakeDiscord, Hang, RateLimited, Status, discord_fake, validate_payload
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pytest_httpserver import HTTPServer
@@ -30,6 +29,7 @@ from alert_receiver.discord import (
     text_length,
     truncate,
 )
+from lab.fake_discord import FakeDiscord, Hang, RateLimited, Status, discord_fake, validate_payload
 
 __all__ = ["discord_fake"]  # the fixture, imported for pytest
 

@@ -29,9 +29,9 @@ import pytest
 import requests
 import yaml
 from dashboard_queries import iter_queries
-from discord_fake import FakeDiscord
 
-from restartguard.stack import Stack, StackError, StackOptions, find_binary, sum_metric, wait_until
+from lab.fake_discord import FakeDiscord
+from lab.stack import Stack, StackError, StackOptions, find_binary, sum_metric, wait_until
 
 pytestmark = pytest.mark.integration
 

@@ -11,10 +11,11 @@ from pathlib import Path
 import pytest
 
 from exporter.core import ExporterCore
-from exporter.investigate import rules_from_settings
-from exporter.sources import JournalFileSource, LogFileSource
+from exporter.sources import Batch, JournalFileSource, LogFileSource
 from exporter.state import JsonState
+from exporter.tail import FileFollower
 from restartguard.config import LogSettings
+from rootcause.investigation import rules_from_settings
 
 UNIT = "bitget-bot.service"
 T0 = datetime(2026, 9, 3, 22, 0, 0, tzinfo=UTC)
@@ -328,7 +329,6 @@ def test_lines_written_just_before_copytruncate_are_read_from_the_copy(rig: Rig)
 
 
 def test_follower_says_when_it_stopped_at_its_read_limit(tmp_path: Path) -> None:
-    from exporter.tail import FileFollower
 
     path = tmp_path / "big.log"
     path.write_bytes(b"".join(b"line %05d\n" % i for i in range(1000)))
@@ -344,7 +344,6 @@ def test_follower_says_when_it_stopped_at_its_read_limit(tmp_path: Path) -> None
 
 
 def test_catch_up_polls_until_no_source_has_a_backlog() -> None:
-    from exporter.sources import Batch
 
     class Backlogged:
         name = "log"

@@ -34,16 +34,17 @@ from typing import Any
 
 import pytest
 import yaml
-from discord_fake import FakeDiscord, RateLimited, Status, discord_fake  # noqa: F401 - fixture
+from test_receiver_server import Receiver
 from test_receiver_server import setup as receiver  # noqa: F401 - fixture (used by name)
 from test_receiver_support import fake_systemctl, make_alert, make_notification  # noqa: F401 - fixture
 
 from exporter.state import JsonState
+from lab.fake_discord import FakeDiscord, RateLimited, Status, discord_fake  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.integration
 
 READY_RE = re.compile(r"serving /metrics on http://[^:]+:(\d+)/metrics")
-EXPORTER = [sys.executable, "-m", "restartguard.cli", "exporter"]
+EXPORTER = [sys.executable, "-m", "restartguard_cli.main", "exporter"]
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float = 15.0, what: str = "condition") -> None:
@@ -396,7 +397,6 @@ def test_receiver_killed_during_a_discord_storm_delivers_each_message_once(
     receiver: tuple[Path, Path, dict[str, str]],  # noqa: F811
     discord_fake: FakeDiscord,  # noqa: F811
 ) -> None:
-    from test_receiver_server import Receiver
 
     state, config, env = receiver
     env = dict(env, RESTARTGUARD_DISCORD_WEBHOOK_URL=discord_fake.url)

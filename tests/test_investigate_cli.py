@@ -1,4 +1,4 @@
-"""The ``restartguard investigate`` contract, through the real command line (``restartguard.cli.main``)."""
+"""The ``restartguard investigate`` contract, through the real command line (``restartguard_cli.main.main``)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from incident_builder import CCXT_TIMEOUT, KEY_ERROR, Incident
 
-from restartguard.cli import main
+from restartguard_cli.main import main
 
 
 @pytest.fixture(autouse=True)

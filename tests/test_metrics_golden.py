@@ -18,10 +18,10 @@ from prometheus_client.exposition import start_http_server
 
 from exporter.collector import TraderCollector
 from exporter.core import ExporterCore
-from exporter.investigate import rules_from_settings
 from exporter.sources import JournalFileSource, LogFileSource, ProcessSample
 from exporter.state import JsonState
 from restartguard.config import LogSettings
+from rootcause.investigation import rules_from_settings
 
 DATA = Path(__file__).parent / "data"
 GOLDEN = DATA / "golden" / "metrics.prom"

@@ -16,10 +16,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from discord_fake import FakeDiscord, Hang, Normal, RateLimited, Status, discord_fake
 
 from alert_receiver.discord import DiscordTransport
 from alert_receiver.outbox import Outbox
+from lab.fake_discord import FakeDiscord, Hang, Normal, RateLimited, Status, discord_fake
 from restartguard.errors import StateError
 
 __all__ = ["discord_fake"]  # the fixture, imported for pytest

@@ -10,8 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from discord_fake import FakeDiscord, discord_fake  # noqa: F401 - fixture
-from fake_systemctl import FakeSystemctl
 from test_receiver_support import (
     OWNER,
     T0,
@@ -26,8 +24,15 @@ from test_receiver_support import (
     make_settings,
 )
 
-from exporter.model import Cause, Traceback
+from alert_receiver import messages
+from alert_receiver.findings import Finding
+from alert_receiver.payload import Alert
+from alert_receiver.remediation import ActionRecord, Outcome
+from lab.fake_discord import FakeDiscord, discord_fake  # noqa: F401 - fixture
+from lab.fake_systemctl import FakeSystemctl
 from restartguard.config import settings_from_mapping
+from restartguard.taxonomy import Cause
+from rootcause.model import Traceback
 
 DATA = Path(__file__).parent / "data" / "incidents"
 
@@ -313,10 +318,6 @@ def test_real_classifier_on_saved_incident(
 
 
 def test_english_and_japanese_messages_render() -> None:
-    from alert_receiver import messages
-    from alert_receiver.investigator import Finding
-    from alert_receiver.payload import Alert
-    from alert_receiver.remediation import ActionRecord, Outcome
 
     alert = Alert.model_validate(make_alert())
     r = make_restart(T0)

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fake_systemctl import FakeSystemctl
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_receiver_support import (
@@ -29,8 +28,9 @@ from test_receiver_support import (
 from alert_receiver.app import create_app
 from alert_receiver.auth import load_token
 from alert_receiver.payload import Notification
-from exporter.model import Cause
+from lab.fake_systemctl import FakeSystemctl
 from restartguard.errors import ConfigError
+from restartguard.taxonomy import Cause
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fake_systemctl import FakeSystemctl
 from test_receiver_support import (
     FakeClock,
     fake_systemctl,  # noqa: F401 - fixture
@@ -18,9 +17,10 @@ from alert_receiver.fileedit import EditError, read_number, set_number
 from alert_receiver.remediation import Outcome, RemediationEngine
 from alert_receiver.store import Store
 from alert_receiver.systemctl import SystemctlRunner
-from alert_receiver.units import Dropin, format_seconds, parse_bytes, parse_seconds
+from lab.fake_systemctl import FakeSystemctl
 from restartguard.config import Settings, settings_from_mapping
 from restartguard.errors import ConfigError
+from restartguard.systemd_values import Dropin, format_seconds, parse_bytes, parse_seconds
 
 GiB = 1024**3
 MiB = 1024**2

@@ -18,14 +18,15 @@ from typing import Any
 import pytest
 import requests
 import yaml
-from discord_fake import FakeDiscord, discord_fake  # noqa: F401 - fixture
-from fake_systemctl import FakeSystemctl
 from test_receiver_support import (
     TOKEN,
     fake_systemctl,  # noqa: F401 - fixture
     make_alert,
     make_notification,
 )
+
+from lab.fake_discord import FakeDiscord, discord_fake  # noqa: F401 - fixture
+from lab.fake_systemctl import FakeSystemctl
 
 pytestmark = pytest.mark.integration
 

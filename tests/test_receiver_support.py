@@ -11,13 +11,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fake_systemctl import FakeSystemctl
 
 from alert_receiver.app import ReceiverContext, create_app, receiver_context
 from alert_receiver.discord import DiscordTransport
 from alert_receiver.outbox import Outbox
-from exporter.model import Cause, Restart, Traceback
+from lab.fake_systemctl import FakeSystemctl
 from restartguard.config import Settings, settings_from_mapping
+from restartguard.taxonomy import Cause
+from rootcause.model import Restart, Traceback
 
 TOKEN = "test-token-0123456789abcdef"
 OWNER = "123456789012345678"
@@ -107,7 +108,7 @@ class _Investigation:
 
 @dataclass
 class StubClassifier:
-    """Stands in for exporter.investigate.investigate_settings: returns the restarts in range."""
+    """Stands in for rootcause.investigation.investigate_settings: returns the restarts in range."""
 
     restarts: list[Restart] = field(default_factory=list)
     calls: list[tuple[datetime | None, datetime | None]] = field(default_factory=list)

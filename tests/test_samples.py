@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from restartguard.cli import main
+from restartguard_cli.main import main
 
 INCIDENTS = Path(__file__).parent / "data" / "incidents"
 CASES = sorted(p.name for p in INCIDENTS.iterdir() if p.is_dir())

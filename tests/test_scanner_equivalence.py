@@ -10,11 +10,12 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from exporter.investigate import rules_from_settings
-from exporter.logfile import BlockScanner, compile_prefilter, literal_plan, split_alternatives
-from exporter.logparse import LineParser, LineRules
-from exporter.model import Signal
 from restartguard.config import LogSettings
+from rootcause import scanner as logfile
+from rootcause.investigation import rules_from_settings
+from rootcause.logparse import LineParser, LineRules
+from rootcause.model import Signal
+from rootcause.scanner import BlockScanner, compile_prefilter, literal_plan, split_alternatives
 
 DEFAULT = rules_from_settings(LogSettings())
 
@@ -138,7 +139,6 @@ def test_split_alternatives_respects_groups_classes_and_escapes() -> None:
 def test_windows_of_a_big_read_change_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
     """A poll hands the scanner up to 64 MiB; case-insensitive literals are searched a window at a
     time. Windows much smaller than the block give the same signals."""
-    from exporter import logfile
 
     data = make_log(21, n=4000)
     ref = scan(data, DEFAULT, UTC, fast=False, block=len(data))

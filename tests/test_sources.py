@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 
 from exporter.core import ExporterCore
-from exporter.investigate import rules_from_settings
-from exporter.model import Kind
 from exporter.sources import JournalctlSource, ProcessSource
 from exporter.state import JsonState
 from restartguard.config import LogSettings
+from rootcause.investigation import rules_from_settings
+from rootcause.model import Kind
 
 UNIT = "bitget-bot.service"
 RULES = rules_from_settings(LogSettings(start_pattern="Bot booting"))

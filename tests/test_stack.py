@@ -18,9 +18,8 @@ from typing import Any
 import pytest
 import yaml
 
-from restartguard import simtrader
-from restartguard.cli import main as cli_main
-from restartguard.stack import (
+from lab import simtrader
+from lab.stack import (
     SHIPPED_ALERTMANAGER,
     SHIPPED_PROMETHEUS,
     SHIPPED_RULES,
@@ -32,6 +31,7 @@ from restartguard.stack import (
     rule_group_slot,
     xxhash64,
 )
+from restartguard_cli.main import main as cli_main
 
 ROUTE_TIMINGS = ("group_wait", "group_interval", "repeat_interval")
 
@@ -207,7 +207,7 @@ def test_simulated_deaths_are_classified_as_intended(
     argv = [
         sys.executable,
         "-m",
-        "restartguard.simtrader",
+        "lab.simtrader",
         "run",
         "--journal-json",
         str(journal),

@@ -8,15 +8,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from discord_fake import FakeDiscord, discord_fake  # noqa: F401  (fixture)
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from exporter.detect import escalation_for
-from exporter.investigate import Investigation
-from exporter.model import Cause, Restart
+from lab.fake_discord import FakeDiscord, discord_fake  # noqa: F401  (fixture)
 from restartguard.config import settings_from_mapping
-from restartguard.weekly import (
+from restartguard.taxonomy import Cause
+from restartguard_cli.weekly_review import (
     PrometheusAPI,
     facts_from_prometheus,
     facts_from_restarts,
@@ -24,6 +22,9 @@ from restartguard.weekly import (
     render_markdown,
     run_weekly,
 )
+from rootcause.detect import escalation_for
+from rootcause.investigation import Investigation
+from rootcause.model import Restart
 
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 

@@ -1,6 +1,6 @@
 """``make demo`` / ``restartguard demo``: the whole loop on this machine, with a trader that keeps dying.
 
-Starts the local stack of :mod:`restartguard.stack` (simulated trader under a systemd stand-in,
+Starts the local stack of :mod:`lab.stack` (simulated trader under a systemd stand-in,
 exporter, Prometheus with the shipped rules, two clustered Alertmanagers with the shipped
 routing, the receiver) and a simulated trader that dies every minute or so, cycling through
 OOM kill, unhandled exception, API timeout, stop timeout and a manual restart. It prints the
@@ -26,6 +26,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from lab import simtrader
+from lab.stack import Stack, StackOptions, sum_metric
 from restartguard.errors import RestartguardError
 
 
@@ -147,8 +149,6 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the demo until Ctrl-C (or ``--duration``). Returns the exit code."""
     args = _parser().parse_args([] if argv is None else list(argv))
-    from restartguard import simtrader
-    from restartguard.stack import Stack, StackOptions, sum_metric
 
     causes = tuple(c.strip() for c in args.causes.split(",") if c.strip())
     unknown = [c for c in causes if c not in simtrader.CAUSES]

@@ -24,9 +24,9 @@ from datetime import datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from exporter import patterns as P
-from exporter.logparse import MAX_LINE_CHARS, LineParser, LineRules, clean_line, parse_timestamp
-from exporter.model import Kind, Signal
+from rootcause import patterns as P
+from rootcause.logparse import MAX_LINE_CHARS, LineParser, LineRules, clean_line, parse_timestamp
+from rootcause.model import Kind, Signal
 
 BLOCK_SIZE = 8 * 1024 * 1024
 MAX_LOOKBACK_LINES = 200

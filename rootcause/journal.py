@@ -1,4 +1,4 @@
-"""``journalctl -o json`` entries → :class:`~exporter.model.Signal` (pure, no I/O).
+"""``journalctl -o json`` entries → :class:`~rootcause.model.Signal` (pure, no I/O).
 
 systemd's own messages about the unit carry ``UNIT=`` and ``_PID=1``; the trader's stdout carries
 ``_SYSTEMD_UNIT=``; kernel lines carry ``_TRANSPORT=kernel``. Entries about other units are ignored.
@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from exporter import patterns as P
-from exporter.logparse import LineParser, LineRules, clean_line
-from exporter.model import Kind, Signal, Source
+from rootcause import patterns as P
+from rootcause.logparse import LineParser, LineRules, clean_line
+from rootcause.model import Kind, Signal, Source
 
 MAX_MESSAGE_BYTES = 64 * 1024
 

@@ -26,7 +26,7 @@ timeout and SIGKILL), ``manual`` (an operator's clean ``systemctl restart``), ``
 no traceback). Time is compressed: ``--restart-sec``, ``--stop-timeout`` and the trader's
 ``--check-interval`` default to fractions of a second.
 
-Control: ``python -m restartguard.simtrader trigger --control DIR CAUSE`` (or
+Control: ``python -m lab.simtrader trigger --control DIR CAUSE`` (or
 :func:`trigger`) queues a death in the control directory and waits until the new process is
 up; ``<control>/status.json`` holds the unit's state (what ``systemctl show`` reports).
 """
@@ -40,6 +40,7 @@ import logging
 import os
 import queue
 import random
+import shlex
 import signal
 import socket
 import subprocess
@@ -53,7 +54,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
-from exporter.patterns import (
+import psutil
+import requests
+import yaml
+
+from rootcause.patterns import (
     MID_CONSUMED,
     MID_EXIT,
     MID_FAILED,
@@ -419,7 +424,7 @@ class Supervisor:
         argv = [
             self.opts.python,
             "-m",
-            "restartguard.simtrader",
+            "lab.simtrader",
             "trader",
             "--log",
             str(self.opts.log),
@@ -668,10 +673,8 @@ class Supervisor:
         self._wait_line(child, "memory usage high", 3.0)
         rss_kb = 1_021_340
         try:
-            import psutil
-
             rss_kb = max(int(psutil.Process(child.pid).memory_info().rss // 1024), 1)
-        except Exception:  # noqa: S110  # the figure is cosmetic
+        except Exception:  # the figure is cosmetic
             pass
         cg = f"/system.slice/{self.unit}"
         self.journal.kernel(
@@ -802,8 +805,6 @@ class _Stopping(Exception):
 def _load_trader_config(path: Path | None) -> dict[str, Any]:
     config: dict[str, Any] = {"api_timeout": 10, "api_retries": 3, "symbols": ["BTCUSDT", "ETHUSDT"]}
     if path is not None and path.is_file():
-        import yaml
-
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         if isinstance(data, dict):
             config.update(data)
@@ -877,7 +878,6 @@ class Trader:
 
     def fetch_balance(self) -> dict[str, Any]:
         """A real request against the silent exchange: raises requests' ReadTimeout."""
-        import requests
 
         timeout = max(float(self.config.get("api_timeout", 10)) * 0.02, 0.05)
         resp = requests.get(f"{self.exchange.url}/api/v2/mix/account/accounts", timeout=timeout)
@@ -1080,10 +1080,8 @@ def systemctl_main(argv: Sequence[str], *, control: Path, unit_dir: Path, unit: 
         memory_current = "[not set]"
         if main_pid:
             try:
-                import psutil
-
                 memory_current = str(psutil.Process(main_pid).memory_info().rss)
-            except Exception:  # noqa: S110  # the process just went away
+            except Exception:  # the process just went away
                 pass
         enter = st.get("ActiveEnterTimestamp")
         enter_text = (
@@ -1132,14 +1130,13 @@ def write_systemctl_shim(
     path: Path, *, control: Path, unit_dir: Path, unit: str, python: str = sys.executable
 ) -> Path:
     """A ``systemctl`` executable (for PATH) that runs :func:`systemctl_main` for this unit."""
-    import shlex
 
     path.parent.mkdir(parents=True, exist_ok=True)
     script = (
         "#!/bin/sh\n"
-        "# Fake systemctl for restartguard's simulated trader (restartguard.simtrader).\n"
+        "# Fake systemctl for restartguard's simulated trader (lab.simtrader).\n"
         f"exec {shlex.quote(python)} "
-        f"-m restartguard.simtrader systemctl --control {shlex.quote(str(control))} "
+        f"-m lab.simtrader systemctl --control {shlex.quote(str(control))} "
         f'--unit-dir {shlex.quote(str(unit_dir))} --unit {shlex.quote(unit)} -- "$@"\n'
     )
     path.write_text(script, encoding="utf-8")
@@ -1153,7 +1150,7 @@ def write_systemctl_shim(
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m restartguard.simtrader", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m lab.simtrader", description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="role", required=True)
 
     run = sub.add_parser("run", help="the supervisor (systemd stand-in) running the simulated trader")

@@ -1,4 +1,4 @@
-"""Trader log lines → :class:`~exporter.model.Signal` (pure, streaming, no I/O).
+"""Trader log lines → :class:`~rootcause.model.Signal` (pure, streaming, no I/O).
 
 :class:`LineParser` is fed one decoded line at a time (from the trader's log file or from the
 trader's stdout in the journal) and returns the signals the line completes. It keeps only a
@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from typing import Any
 
-from exporter import patterns as P
-from exporter.model import Kind, Signal, Source
+from rootcause import patterns as P
+from rootcause.model import Kind, Signal, Source
 
 MAX_TRACEBACK_LINES = 200
 MAX_LINE_CHARS = 4096

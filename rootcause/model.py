@@ -11,30 +11,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from restartguard.taxonomy import Cause
+
 
 def iso_ms(at: datetime) -> str:
     """ISO 8601 at millisecond precision (journal microseconds carry sequence noise)."""
     return at.replace(microsecond=at.microsecond // 1000 * 1000).isoformat(timespec="microseconds")
-
-
-class Cause(enum.StrEnum):
-    """Why the previous trader process ended (contract: the names are fixed)."""
-
-    OOM = "oom"
-    EXCEPTION = "exception"
-    API_TIMEOUT = "api_timeout"
-    SYSTEMD_KILL = "systemd_kill"
-    SUPERVISOR_CONFLICT = "supervisor_conflict"
-    MANUAL = "manual"
-    OTHER = "other"
-
-    @property
-    def unplanned(self) -> bool:
-        return self is not Cause.MANUAL
-
-
-ALL_CAUSES: tuple[Cause, ...] = tuple(Cause)
-UNPLANNED_CAUSES: tuple[Cause, ...] = tuple(c for c in Cause if c.unplanned)
 
 
 class Kind(enum.StrEnum):

@@ -25,8 +25,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from itertools import pairwise
 
-from exporter import patterns as P
-from exporter.model import Cause, Kind, Restart, Signal, Source, Traceback
+from restartguard.taxonomy import Cause
+from rootcause import patterns as P
+from rootcause.model import Kind, Restart, Signal, Source, Traceback
 
 DEATH_KINDS = frozenset({Kind.EXIT, Kind.RESULT, Kind.CLEAN_STOP, Kind.OOM_KILL, Kind.SYSTEMD_KILL})
 # A failed order after a traceback proves nothing (e.g. "order failed: cancel on shutdown").

@@ -1,7 +1,7 @@
 """Offline investigation of saved logs: ``restartguard investigate`` and the receiver's investigator.
 
 I/O lives here (reading files, running journalctl through an injected runner); the decisions are
-made by the pure functions of :mod:`exporter.detect`.
+made by the pure functions of :mod:`rootcause.detect`.
 """
 
 from __future__ import annotations
@@ -14,13 +14,13 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any
 
-from exporter.detect import Escalation, JournalSpan, compact, detect_restarts, escalation_for
-from exporter.journal import JournalParser, entry_time, iter_json_lines, normalize_unit
-from exporter.logfile import BlockScanner, compile_prefilter, offset_for_time, read_blocks
-from exporter.logparse import LineParser, LineRules, clean_line, parse_timestamp
-from exporter.model import Kind, Restart, Signal, Source
 from restartguard.config import LogSettings, Settings
 from restartguard.errors import SourceError
+from rootcause.detect import Escalation, JournalSpan, compact, detect_restarts, escalation_for
+from rootcause.journal import JournalParser, entry_time, iter_json_lines, normalize_unit
+from rootcause.logparse import LineParser, LineRules, clean_line, parse_timestamp
+from rootcause.model import Kind, Restart, Signal, Source
+from rootcause.scanner import BlockScanner, compile_prefilter, offset_for_time, read_blocks
 
 # How far before --since the logs are read, so the lifetime that ended in the window is known.
 LOOKBACK = timedelta(hours=24)
@@ -96,7 +96,7 @@ def log_signals(
 ) -> list[Signal]:
     """Signals from one trader log file, reading only around [since - LOOKBACK, until].
 
-    Compacted block by block (:func:`~exporter.detect.compact`, with the other sources' start
+    Compacted block by block (:func:`~rootcause.detect.compact`, with the other sources' start
     times as boundaries), so memory stays small however long the log: only the last check of each
     stretch between starts can matter."""
     parser = LineParser(rules, tz, Source.LOG)

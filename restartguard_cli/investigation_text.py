@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from exporter.investigate import Investigation
+from rootcause.investigation import Investigation
 
 
 def render_investigation(

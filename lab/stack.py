@@ -41,8 +41,9 @@ from urllib.parse import urlsplit
 
 import requests
 import yaml
+from prometheus_client.parser import text_string_to_metric_families
 
-from restartguard import simtrader
+from lab import simtrader
 from restartguard.config import settings_from_mapping
 from restartguard.errors import RestartguardError
 
@@ -687,7 +688,7 @@ class Stack:
         argv = [
             sys.executable,
             "-m",
-            "restartguard.simtrader",
+            "lab.simtrader",
             "run",
             "--unit",
             o.unit,
@@ -731,7 +732,7 @@ class Stack:
         wait_until("the simulated trader", up, timeout=self.opts.startup_timeout, watch=[self.trader])
 
     def _restartguard(self, *args: str) -> list[str]:
-        return [sys.executable, "-m", "restartguard.cli", *args]
+        return [sys.executable, "-m", "restartguard_cli.main", *args]
 
     def _env_path(self) -> str:
         return os.pathsep.join([str(self.paths["bin"]), str(TOOLS_BIN), os.environ.get("PATH", "")])
@@ -1045,7 +1046,6 @@ class Stack:
 
 def sum_metric(text: str, name: str, labels: Mapping[str, str] | None = None) -> float:
     """Sum of the samples of ``name`` in a text exposition whose labels include ``labels``."""
-    from prometheus_client.parser import text_string_to_metric_families
 
     total = 0.0
     for family in text_string_to_metric_families(text):

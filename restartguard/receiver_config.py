@@ -14,7 +14,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from alert_receiver.units import (
+from restartguard.netaddr import parse_listen
+from restartguard.systemd_values import (
     MEMORY_KEYS,
     TIME_KEYS,
     format_bytes,
@@ -22,8 +23,7 @@ from alert_receiver.units import (
     parse_bytes,
     parse_seconds,
 )
-from exporter.model import Cause
-from restartguard.netaddr import parse_listen
+from restartguard.taxonomy import Cause
 
 # Hard ceilings no configuration may exceed: a typo must not hand the trader 2 TB or a 3-day stop timeout.
 MAX_MEMORY_CAP = 256 * 1024**3

@@ -1,8 +1,8 @@
 """From a firing restart alert to the facts of its restart, with the exporter's own classifier.
 
 There is no second taxonomy here: the restarts and their causes come from
-:func:`exporter.investigate.investigate_settings` over a window around the alert, and the log
-lines before the death from :func:`exporter.investigate.log_context`. The alert's ``cause``
+:func:`rootcause.investigation.investigate_settings` over a window around the alert, and the log
+lines before the death from :func:`rootcause.investigation.log_context`. The alert's ``cause``
 label is only a fallback for display when the logs show nothing; it never selects a fix.
 """
 
@@ -15,8 +15,10 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from alert_receiver.payload import Alert
-from exporter.model import Cause, Restart
 from restartguard.config import Settings
+from restartguard.taxonomy import Cause
+from rootcause.investigation import investigate_settings, log_context
+from rootcause.model import Restart
 
 log = logging.getLogger(__name__)
 
@@ -74,14 +76,10 @@ class Finding:
 
 
 def _default_classifier(settings: Settings, *, since: datetime, until: datetime) -> InvestigationLike:
-    from exporter.investigate import investigate_settings
-
     return investigate_settings(settings, since=since, until=until)
 
 
 def _default_context(settings: Settings, before: datetime, lines: int) -> list[str]:
-    from exporter.investigate import log_context
-
     return log_context(settings, before, lines)
 
 

@@ -7,6 +7,7 @@ Facts come from Prometheus' HTTP API when ``report.prometheus_url`` is set, else
 
 from __future__ import annotations
 
+import argparse
 import logging
 import math
 import sqlite3
@@ -20,9 +21,13 @@ from typing import Any
 
 import requests
 
-from exporter.model import ALL_CAUSES, Cause, Restart
-from restartguard.config import Settings
-from restartguard.errors import RestartguardError, SourceError
+from alert_receiver.auth import load_webhook_url
+from alert_receiver.discord import DiscordTransport, safe_payload
+from restartguard.config import Settings, load_settings
+from restartguard.errors import RestartguardError, SourceError, UsageError
+from restartguard.taxonomy import ALL_CAUSES, Cause
+from rootcause.investigation import investigate_settings
+from rootcause.model import Restart
 
 log = logging.getLogger(__name__)
 WEEK = timedelta(days=7)
@@ -268,11 +273,11 @@ def _days(seconds: float | None) -> str:
 
 def render_chart(f: WeeklyFacts, path: Path) -> Path:
     """A bar chart of unplanned restarts per day (PNG)."""
-    import matplotlib
+    import matplotlib  # noqa: PLC0415 - heavy, needed only when a chart is drawn
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.ticker import MaxNLocator
+    import matplotlib.pyplot as plt  # noqa: PLC0415 - heavy, needed only when a chart is drawn
+    from matplotlib.ticker import MaxNLocator  # noqa: PLC0415 - as above
 
     fig, ax = plt.subplots(figsize=(7, 3), dpi=100)
     days = [d.strftime("%m/%d") for d, _ in f.daily]
@@ -292,7 +297,6 @@ def render_chart(f: WeeklyFacts, path: Path) -> Path:
 def gather(
     settings: Settings, now: datetime, *, investigate: Callable[..., Any] | None = None
 ) -> WeeklyFacts:
-    from exporter.investigate import investigate_settings
 
     service = settings.service_name
     inv = (investigate or investigate_settings)(settings, since=now - 2 * WEEK, until=now)
@@ -336,8 +340,6 @@ def run_weekly(
 
 def post_weekly(settings: Settings, facts: WeeklyFacts, text: str, chart: Path) -> None:
     """Post the review with the chart attached through the receiver's Discord transport."""
-    from alert_receiver.auth import load_webhook_url
-    from alert_receiver.discord import DiscordTransport, safe_payload
 
     url = load_webhook_url()
     if not url:
@@ -361,3 +363,11 @@ def post_weekly(settings: Settings, facts: WeeklyFacts, text: str, chart: Path) 
             transport.send(part, files={chart.name: chart.read_bytes()} if i == 0 else None)
     finally:
         transport.close()
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    if not args.weekly:
+        raise UsageError("report: only --weekly is available")
+    return run_weekly(
+        load_settings(args.config), out_dir=Path(args.out) if args.out else None, send=args.send
+    )

@@ -1,0 +1,1 @@
+"""Development lab, never packaged: simulated trader, local stack, demo, fakes for tests."""

@@ -1,0 +1,3 @@
+from restartguard_cli.main import main
+
+raise SystemExit(main())

@@ -1,0 +1,124 @@
+"""``restartguard investigate`` and ``diagnose``: the classifier over saved or configured logs."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from datetime import UTC, datetime, timedelta, tzinfo
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from restartguard.config import Settings, load_settings, resolve_tz
+from restartguard.errors import UsageError
+from restartguard_cli.exits import EXIT_FAIL, EXIT_OK
+from restartguard_cli.investigation_text import render_investigation
+from rootcause.investigation import investigate, investigate_settings, read_journal_file, rules_from_settings
+
+
+def parse_time(value: str, *, flag: str) -> datetime:
+    """ISO 8601; a naive time is in the host's local zone (as with journalctl --since)."""
+    try:
+        dt = datetime.fromisoformat(value.replace("Z", "+00:00") if value.endswith("Z") else value)
+    except ValueError:
+        raise UsageError(f"{flag}: not an ISO 8601 time: {value!r}") from None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=resolve_tz(None))
+    return dt.astimezone(UTC)
+
+
+def parse_tz(value: str) -> tzinfo:
+    try:
+        return ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise UsageError(
+            f"--log-tz: unknown time zone {value!r} (use an IANA name such as Asia/Tokyo)"
+        ) from None
+
+
+def parse_window(value: str) -> timedelta:
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    try:
+        return timedelta(seconds=float(value[:-1]) * units[value[-1]])
+    except (KeyError, ValueError, IndexError):
+        raise UsageError(f"--window: expected a duration like 30m, 1h or 24h, got {value!r}") from None
+
+
+def _investigate_args(
+    args: argparse.Namespace,
+    settings: Settings,
+    *,
+    since: datetime | None,
+    until: datetime | None,
+    start_pattern: str | None = None,
+    log_tz: tzinfo | None = None,
+) -> dict[str, object]:
+
+    entries = [e for f in args.journal_json for e in read_journal_file(Path(f))]
+    logs = [Path(p) for p in args.log]
+    for path in logs:
+        if not path.is_file():
+            raise UsageError(f"--log: no such file: {path}")
+    return {
+        "journal_entries": entries,
+        "log_files": logs,
+        "unit": args.unit or settings.unit,
+        "log_tz": log_tz or settings.log.tz(),
+        "rules": rules_from_settings(settings.log, start_pattern),
+        "since": since,
+        "until": until,
+        "merge_window": timedelta(seconds=settings.exporter.merge_window_seconds),
+    }
+
+
+def cmd_investigate(args: argparse.Namespace) -> int:
+
+    settings = load_settings(args.config)
+    if args.start_pattern is not None:
+        try:
+            re.compile(args.start_pattern)
+        except re.error as exc:
+            raise UsageError(f"--start-pattern: not a valid regular expression: {exc}") from None
+    for f in args.journal_json:
+        if not Path(f).is_file():
+            raise UsageError(f"--journal-json: no such file: {f}")
+    since = parse_time(args.since, flag="--since") if args.since else None
+    until = parse_time(args.until, flag="--until") if args.until else None
+    if since and until and until < since:
+        raise UsageError("--until is before --since")
+    log_tz = parse_tz(args.log_tz) if args.log_tz else None
+    kwargs = _investigate_args(
+        args, settings, since=since, until=until, start_pattern=args.start_pattern, log_tz=log_tz
+    )
+    result = investigate(**kwargs)  # type: ignore[arg-type]
+    for warning in result.warnings:
+        print(f"restartguard: warning: {warning}", file=sys.stderr)
+    if args.json:
+        print(json.dumps(result.to_json(), ensure_ascii=False, indent=1))
+    else:
+        print(render_investigation(result, since=since, until=until))
+    return EXIT_OK
+
+
+def cmd_diagnose(args: argparse.Namespace) -> int:
+
+    settings = load_settings(args.config)
+    window = parse_window(args.window)
+    now = datetime.now(UTC)
+    since = now - window
+    if args.journal_json or args.log:
+        result = investigate(**_investigate_args(args, settings, since=since, until=now))  # type: ignore[arg-type]
+    else:
+        result = investigate_settings(settings, since=since, until=now)
+    unplanned = [r for r in result.restarts if r.unplanned]
+    if args.json:
+        out = result.to_json()
+        out["window_seconds"] = window.total_seconds()
+        out["unplanned"] = len(unplanned)
+        print(json.dumps(out, ensure_ascii=False, indent=1))
+    else:
+        print(render_investigation(result, since=since, until=now))
+        print()
+        print(f"unplanned restarts in the last {args.window}: {len(unplanned)}")
+    return EXIT_FAIL if unplanned else EXIT_OK
