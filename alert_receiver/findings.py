@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from alert_receiver.payload import Alert
+from restartguard import policy
 from restartguard.config import Settings
 from restartguard.taxonomy import Cause
 from rootcause.investigation import investigate_settings, log_context
@@ -22,9 +23,11 @@ from rootcause.model import Restart
 
 log = logging.getLogger(__name__)
 
-HOUR = timedelta(hours=1)
+STORM_WINDOW = timedelta(seconds=policy.RESTART_STORM_WINDOW_SECONDS)
+SAME_CAUSE_WINDOW = timedelta(seconds=policy.SAME_CAUSE_WINDOW_SECONDS)
 DAY = timedelta(hours=24)
-MATCH_SLACK = timedelta(minutes=10)  # a restart may be seen a little after the alert's startsAt
+#: a restart may be seen a little after the alert's startsAt
+MATCH_SLACK = timedelta(seconds=policy.RESTART_MATCH_SLACK_SECONDS)
 
 
 class InvestigationLike(Protocol):
@@ -104,13 +107,13 @@ def choose_restart(restarts: Sequence[Restart], alert: Alert, match: timedelta) 
 def counts_around(restarts: Sequence[Restart], restart: Restart) -> tuple[int, int, int, tuple[str, ...]]:
     """(unplanned in the hour up to it, in the day up to it, of its cause in the day, reasons)."""
     unplanned = [r for r in restarts if r.unplanned and r.at <= restart.at]
-    hour = sum(1 for r in unplanned if r.at > restart.at - HOUR)
+    hour = sum(1 for r in unplanned if r.at > restart.at - STORM_WINDOW)
     day = sum(1 for r in unplanned if r.at > restart.at - DAY)
-    same = sum(1 for r in unplanned if r.at > restart.at - DAY and r.cause is restart.cause)
+    same = sum(1 for r in unplanned if r.at > restart.at - SAME_CAUSE_WINDOW and r.cause is restart.cause)
     reasons: list[str] = []
-    if hour >= 3:
+    if hour >= policy.RESTART_STORM_COUNT:
         reasons.append("restarts_in_hour")
-    if same >= 3:
+    if same >= policy.SAME_CAUSE_COUNT:
         reasons.append("same_cause")
     return hour, day, same, tuple(reasons)
 

@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from restartguard import policy
 from restartguard.netaddr import parse_listen
 from restartguard.systemd_values import (
     MEMORY_KEYS,
@@ -233,7 +234,9 @@ class ReceiverSettings(_Strict):
     restart_alerts: list[str] = Field(
         default_factory=lambda: ["TraderRestarted", "TraderRestartStorm", "TraderSameCauseRestarts"]
     )
-    investigate_lookback_seconds: float = Field(default=86400.0, ge=3600, le=30 * 86400)
+    investigate_lookback_seconds: float = Field(
+        default=float(policy.INVESTIGATE_LOOKBACK_SECONDS), ge=3600, le=30 * 86400
+    )
     restart_match_seconds: float = Field(default=3600.0, gt=0, le=86400)
     log_lines: int = Field(default=50, ge=1, le=500)
 

@@ -23,6 +23,7 @@ import requests
 
 from alert_receiver.auth import load_webhook_url
 from alert_receiver.discord import DiscordTransport, safe_payload
+from restartguard import policy
 from restartguard.config import Settings, load_settings
 from restartguard.errors import RestartguardError, SourceError, UsageError
 from restartguard.taxonomy import ALL_CAUSES, Cause
@@ -31,10 +32,10 @@ from rootcause.model import Restart
 
 log = logging.getLogger(__name__)
 WEEK = timedelta(days=7)
-GOAL_UPTIME = WEEK.total_seconds()
-GOAL_AVAILABILITY = 0.999
-MEMORY_THRESHOLD = 0.8
-TRADE_SUCCESS_THRESHOLD = 0.5
+GOAL_UPTIME = float(policy.UPTIME_GOAL_SECONDS)
+GOAL_AVAILABILITY = policy.AVAILABILITY_SLO
+MEMORY_THRESHOLD = policy.MEMORY_USAGE_MAX_RATIO
+TRADE_SUCCESS_THRESHOLD = policy.TRADE_SUCCESS_MIN_RATIO
 RECEIVER_DB = "receiver.db"
 
 
@@ -237,14 +238,14 @@ def render_markdown(f: WeeklyFacts, lang: str = "ja") -> str:
         "",
         f"- {t['period']}: {f.start:%Y-%m-%d %H:%M} – {f.end:%Y-%m-%d %H:%M} UTC ({t['source']}: {f.source})",
         f"- {t['restarts']}: **{f.unplanned_this}** ({t['prev']}: {f.unplanned_prev}, {trend:+d}) — "
-        f"{t['goal']} 0: {verdict(f.unplanned_this == 0)}",
-        f"- {t['availability']}: {_pct(f.availability)} — {t['goal']} 99.9 %: "
+        f"{t['goal']} {policy.WEEKLY_RESTARTS_GOAL}: {verdict(f.unplanned_this <= policy.WEEKLY_RESTARTS_GOAL)}",
+        f"- {t['availability']}: {_pct(f.availability)} — {t['goal']} {GOAL_AVAILABILITY * 100:g} %: "
         f"{verdict(None if f.availability is None else f.availability >= GOAL_AVAILABILITY)}",
-        f"- {t['uptime']}: {_days(f.longest_uptime)} — {t['goal']} 7d: "
+        f"- {t['uptime']}: {_days(f.longest_uptime)} — {t['goal']} {GOAL_UPTIME / 86400:g}d: "
         f"{verdict(None if f.longest_uptime is None else f.longest_uptime >= GOAL_UPTIME)}",
-        f"- {t['memory']}: {_pct(f.memory_max)} — ≤ 80 %: "
+        f"- {t['memory']}: {_pct(f.memory_max)} — ≤ {MEMORY_THRESHOLD * 100:g} %: "
         f"{verdict(None if f.memory_max is None else f.memory_max <= MEMORY_THRESHOLD)}",
-        f"- {t['trades']}: {_pct(f.trade_success)} — ≥ 50 %: "
+        f"- {t['trades']}: {_pct(f.trade_success)} — ≥ {TRADE_SUCCESS_THRESHOLD * 100:g} %: "
         f"{verdict(None if f.trade_success is None else f.trade_success >= TRADE_SUCCESS_THRESHOLD)}",
         "",
         f"## {t['by_cause']}",

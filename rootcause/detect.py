@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from itertools import pairwise
 
+from restartguard import policy
 from restartguard.taxonomy import Cause
 from rootcause import patterns as P
 from rootcause.model import Kind, Restart, Signal, Source, Traceback
@@ -294,13 +295,15 @@ class Escalation:
 
 def escalation_for(restarts: Sequence[Restart]) -> Escalation:
     """The policy's escalation verdict over the restarts of one range:
-    ``restarts_in_hour``: ≥ 3 unplanned restarts within any 60 minutes;
-    ``same_cause``: ≥ 3 unplanned restarts of one cause in the range."""
+    ``restarts_in_hour``: ≥ RESTART_STORM_COUNT unplanned restarts within any
+    RESTART_STORM_WINDOW_SECONDS; ``same_cause``: ≥ SAME_CAUSE_COUNT unplanned restarts of one
+    cause in the range (restartguard.policy)."""
     unplanned = sorted((r for r in restarts if r.unplanned), key=lambda r: r.at)
     reasons: list[str] = []
-    hour = timedelta(hours=1)
-    if any(unplanned[i + 2].at - unplanned[i].at <= hour for i in range(len(unplanned) - 2)):
+    window = timedelta(seconds=policy.RESTART_STORM_WINDOW_SECONDS)
+    span = policy.RESTART_STORM_COUNT - 1
+    if any(unplanned[i + span].at - unplanned[i].at <= window for i in range(len(unplanned) - span)):
         reasons.append("restarts_in_hour")
-    if any(n >= 3 for n in Counter(r.cause for r in unplanned).values()):
+    if any(n >= policy.SAME_CAUSE_COUNT for n in Counter(r.cause for r in unplanned).values()):
         reasons.append("same_cause")
     return Escalation(bool(reasons), reasons)
