@@ -40,12 +40,14 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import requests
+import xxhash
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from lab import simtrader
 from restartguard.config import settings_from_mapping
-from restartguard.errors import RestartguardError
+from restartguard.durations import parse_duration
+from restartguard.errors import RestartguardError, UsageError
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED_CONFIG = ROOT / "restartguard.example.yml"
@@ -258,65 +260,12 @@ def relocatable_alertmanager(binary: str, workdir: Path) -> str:
     return str(copy_path)
 
 
-_P1, _P2, _P3, _P4, _P5 = (
-    11400714785074694791,
-    14029467366897019727,
-    1609587929392839161,
-    9650029242287828579,
-    2870177450012600261,
-)
-_M64 = 2**64 - 1
-
-
-def _rotl(x: int, r: int) -> int:
-    return ((x << r) | (x >> (64 - r))) & _M64
-
-
-def _round(acc: int, lane: int) -> int:
-    return (_rotl((acc + lane * _P2) & _M64, 31) * _P1) & _M64
-
-
-def xxhash64(data: bytes, seed: int = 0) -> int:
-    """XXH64 (what Prometheus hashes label sets with)."""
-    n, i = len(data), 0
-
-    def lane(at: int) -> int:
-        return int.from_bytes(data[at : at + 8], "little")
-
-    if n >= 32:
-        v = [(seed + _P1 + _P2) & _M64, (seed + _P2) & _M64, seed, (seed - _P1) & _M64]
-        while i + 32 <= n:
-            v = [_round(v[k], lane(i + 8 * k)) for k in range(4)]
-            i += 32
-        h = (_rotl(v[0], 1) + _rotl(v[1], 7) + _rotl(v[2], 12) + _rotl(v[3], 18)) & _M64
-        for acc in v:
-            h = ((h ^ _round(0, acc)) * _P1 + _P4) & _M64
-    else:
-        h = (seed + _P5) & _M64
-    h = (h + n) & _M64
-    while i + 8 <= n:
-        h = (_rotl(h ^ _round(0, lane(i)), 27) * _P1 + _P4) & _M64
-        i += 8
-    if i + 4 <= n:
-        h = (_rotl(h ^ (int.from_bytes(data[i : i + 4], "little") * _P1) & _M64, 23) * _P2 + _P3) & _M64
-        i += 4
-    while i < n:
-        h = (_rotl(h ^ (data[i] * _P5) & _M64, 11) * _P1) & _M64
-        i += 1
-    h ^= h >> 33
-    h = (h * _P2) & _M64
-    h ^= h >> 29
-    h = (h * _P3) & _M64
-    return h ^ (h >> 32)
-
-
 def parse_duration_seconds(text: str) -> float:
     """A Prometheus duration (``1m``, ``90s``, ``1h30m``, ``500ms``) in seconds."""
-    units = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
-    parts = re.findall(r"(\d+)(ms|s|m|h|d|w|y)", text)
-    if not parts or "".join(n + u for n, u in parts) != text.strip():
-        raise StackError(f"not a Prometheus duration: {text!r}")
-    return sum(int(n) * units[u] for n, u in parts)
+    try:
+        return parse_duration(text).total_seconds()
+    except UsageError as exc:
+        raise StackError(str(exc)) from None
 
 
 def rule_group_slot(rules_file: Path | str, group: str, interval_seconds: float) -> float:
@@ -326,7 +275,7 @@ def rule_group_slot(rules_file: Path | str, group: str, interval_seconds: float)
     around an evaluation; correctness never depends on it."""
     key = b"file\xff" + str(rules_file).encode() + b"\xffname\xff" + group.encode() + b"\xff"
     interval_ns = round(interval_seconds * 1e9)
-    return (xxhash64(key) % interval_ns) / 1e9
+    return (xxhash.xxh64_intdigest(key) % interval_ns) / 1e9
 
 
 def wait_until(

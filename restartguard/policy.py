@@ -19,6 +19,8 @@ from __future__ import annotations
 
 from typing import Final
 
+from restartguard.durations import format_duration as prometheus_duration
+
 # --- escalation -------------------------------------------------------------------------------
 #: Unplanned restarts within RESTART_STORM_WINDOW_SECONDS that call the owner.
 RESTART_STORM_COUNT: Final = 3
@@ -92,19 +94,6 @@ def as_template_values() -> dict[str, str]:
     values["TRADE_SUCCESS_MIN_PERCENT"] = _fmt(round(TRADE_SUCCESS_MIN_RATIO * 100, 6))
     values["DATA_DISK_FREE_MIN_PERCENT"] = _fmt(round(DATA_DISK_FREE_MIN_RATIO * 100, 6))
     return values
-
-
-def prometheus_duration(seconds: float) -> str:
-    """Seconds as a Prometheus duration (``300`` → ``5m``, ``86400`` → ``1d``, ``90`` → ``1m30s``)."""
-    rest = int(seconds)
-    if rest != seconds or rest <= 0:
-        raise ValueError(f"not a whole positive number of seconds: {seconds!r}")
-    out = ""
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
-        if rest >= size:
-            out += f"{rest // size}{unit}"
-            rest %= size
-    return out
 
 
 def _fmt(value: float) -> str:

@@ -11,6 +11,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from restartguard.config import Settings, load_settings, resolve_tz
+from restartguard.durations import parse_duration
 from restartguard.errors import UsageError
 from restartguard_cli.exits import EXIT_FAIL, EXIT_OK
 from restartguard_cli.investigation_text import render_investigation
@@ -38,11 +39,10 @@ def parse_tz(value: str) -> tzinfo:
 
 
 def parse_window(value: str) -> timedelta:
-    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
     try:
-        return timedelta(seconds=float(value[:-1]) * units[value[-1]])
-    except (KeyError, ValueError, IndexError):
-        raise UsageError(f"--window: expected a duration like 30m, 1h or 24h, got {value!r}") from None
+        return parse_duration(value)
+    except UsageError as exc:
+        raise UsageError(f"--window: {exc}") from None
 
 
 def _investigate_args(
