@@ -1,7 +1,6 @@
 """Atomic, backed-up, bounded file edits (drop-ins and the trader's configuration).
 
-* :func:`atomic_write` — temp file in the same directory, fsync, rename, fsync of the directory;
-  the previous mode (and owner, when permitted) is kept.
+* every write goes through :func:`restartguard.atomicio.atomic_write` (mode and owner kept).
 * :class:`FileChange` — one edit with its backup, so that a failed fix can be rolled back.
 * ``*_set_number`` — change ONE numeric key of a YAML / JSON / .env file, in place. The YAML
   edit rewrites only the value on the key's line (comments and layout survive) and is checked
@@ -13,56 +12,18 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import os
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from restartguard.atomicio import atomic_write, fsync_dir
+
 
 class EditError(Exception):
     """The edit cannot be done safely; nothing was written."""
-
-
-def atomic_write(path: Path, data: bytes, *, like: Path | None = None) -> None:
-    path = Path(path)
-    ref = like if like is not None else path
-    try:
-        st: os.stat_result | None = ref.stat()
-    except FileNotFoundError:
-        st = None
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".restartguard-tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, (st.st_mode & 0o7777) if st is not None else 0o644)
-        if st is not None:
-            with contextlib.suppress(PermissionError):
-                os.chown(tmp, st.st_uid, st.st_gid)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    fsync_dir(path.parent)
-
-
-def fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 @dataclass

@@ -15,11 +15,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from alert_receiver.fileedit import atomic_write, fsync_dir
 from alert_receiver.findings import Finding
 from alert_receiver.messages import actions_text, cause_name, outcome_reason, proposal, reason_text, t
 from alert_receiver.payload import Alert
 from alert_receiver.remediation import Outcome
+from restartguard.atomicio import atomic_write, fsync_dir
 
 
 def report_path(state_dir: Path, incident_id: int) -> Path:

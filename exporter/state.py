@@ -7,35 +7,20 @@ A failed write (disk full) raises :class:`StateError` and leaves the old state i
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
+from restartguard.atomicio import atomic_write
 from restartguard.errors import StateError
 
 STATE_VERSION = 1
 
 
 def write_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-        dfd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, data, mode=0o600)
     except OSError as exc:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
         raise StateError(f"cannot write state file {path}: {exc.strerror or exc}") from exc
 
 

@@ -58,6 +58,7 @@ import psutil
 import requests
 import yaml
 
+from restartguard.atomicio import atomic_write
 from rootcause.patterns import (
     MID_CONSUMED,
     MID_EXIT,
@@ -93,9 +94,7 @@ VERSION = "3.2.1"
 
 
 def atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:6]}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write(path, text.encode("utf-8"))
 
 
 def read_json(path: Path) -> dict[str, Any] | None:
