@@ -16,7 +16,7 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.exposition import start_http_server
 
-from exporter.collector import TraderCollector
+from exporter.collector import FAMILIES, TraderCollector
 from exporter.core import ExporterCore
 from exporter.sources import JournalFileSource, LogFileSource, ProcessSample
 from exporter.state import JsonState
@@ -102,3 +102,27 @@ def test_metrics_served_over_http(tmp_path: Path) -> None:
 @pytest.mark.parametrize("metric", ["trader_up", "trader_memory_usage_ratio", "trader_last_check_number"])
 def test_golden_has_contract_metric(metric: str) -> None:
     assert f'{metric}{{service="bitget-bot"}}' in GOLDEN.read_text()
+
+
+def test_describe_lists_every_family_served_without_reading_sources(tmp_path: Path) -> None:
+    registry = build_registry(tmp_path)
+    served = {m.name for m in registry.collect()}
+    described = {name.removesuffix("_total") for name, *_ in FAMILIES}
+    assert served <= described
+    collector = TraderCollector(_Untouchable(), _untouchable_sample, "bitget-bot")  # type: ignore[arg-type]
+    assert {m.name for m in collector.describe()} == described
+
+
+def test_registering_a_second_exporter_collector_is_refused(tmp_path: Path) -> None:
+    registry = build_registry(tmp_path)
+    with pytest.raises(ValueError, match="Duplicated timeseries"):
+        registry.register(TraderCollector(_Untouchable(), _untouchable_sample, "bitget-bot"))  # type: ignore[arg-type]
+
+
+class _Untouchable:
+    def __getattr__(self, name: str) -> object:
+        raise AssertionError(f"describe() must not touch the core ({name})")
+
+
+def _untouchable_sample() -> ProcessSample:
+    raise AssertionError("describe() must not sample the process table")
