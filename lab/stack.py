@@ -47,7 +47,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from lab import simtrader
 from restartguard.config import settings_from_mapping
 from restartguard.durations import parse_duration
-from restartguard.errors import RestartguardError, UsageError
+from restartguard.errors import RestartguardError, SourceError, UsageError
+from restartguard.promhttp import PrometheusClient
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED_CONFIG = ROOT / "restartguard.example.yml"
@@ -922,23 +923,23 @@ class Stack:
         data: dict[str, Any] = self.receiver_get(f"/incidents/{incident_id}")
         return data
 
+    def _prometheus(self, call: Callable[[PrometheusClient], T]) -> T:
+        try:
+            return call(PrometheusClient(self.prometheus_url))
+        except SourceError as exc:
+            raise StackError(str(exc)) from exc
+
     def prom_api(self, path: str, **params: Any) -> Any:
-        resp = requests.get(f"{self.prometheus_url}/api/v1/{path}", params=params, timeout=10)
-        body = resp.json()
-        if body.get("status") != "success":
-            raise StackError(f"Prometheus {path} {params}: {body.get('errorType')}: {body.get('error')}")
-        return body["data"]
+        return self._prometheus(lambda c: c.api(path, **params))
 
     def prom_query(self, expr: str) -> list[dict[str, Any]]:
-        data = self.prom_api("query", query=expr)
-        return list(data["result"]) if data["resultType"] in ("vector", "matrix") else [data]
+        return self._prometheus(lambda c: c.query(expr))
 
     def prom_query_range(self, expr: str, start: float, end: float, step: float) -> list[dict[str, Any]]:
-        data = self.prom_api("query_range", query=expr, start=start, end=end, step=step)
-        return list(data["result"])
+        return self._prometheus(lambda c: c.query_range(expr, start, end, step))
 
     def prom_alerts(self) -> list[dict[str, Any]]:
-        return list(self.prom_api("alerts")["alerts"])
+        return self._prometheus(lambda c: c.alerts())
 
     def next_evaluation(self, group: str, after: float | None = None) -> float:
         """Unix time of the first evaluation of the shipped rule group ``group`` after ``after``."""

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import math
 import sqlite3
 from collections import Counter
 from collections.abc import Callable
@@ -19,13 +18,12 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
-import requests
-
 from alert_receiver.auth import load_webhook_url
 from alert_receiver.discord import DiscordTransport, safe_payload
 from restartguard import policy
 from restartguard.config import Settings, load_settings
 from restartguard.errors import RestartguardError, SourceError, UsageError
+from restartguard.promhttp import PrometheusClient
 from restartguard.taxonomy import ALL_CAUSES, Cause
 from rootcause.investigation import investigate_settings
 from rootcause.model import Restart
@@ -73,33 +71,7 @@ class WeeklyFacts:
 
 
 # -- Prometheus ---------------------------------------------------------------------------------
-class PrometheusAPI:
-    def __init__(self, url: str, session: requests.Session | None = None, timeout: float = 10.0) -> None:
-        self.url = url.rstrip("/")
-        self.session = session or requests.Session()
-        self.timeout = timeout
-
-    def query(self, expr: str, at: datetime) -> list[dict[str, Any]]:
-        try:
-            resp = self.session.get(
-                f"{self.url}/api/v1/query",
-                params={"query": expr, "time": str(at.timestamp())},
-                timeout=self.timeout,
-            )
-            body = resp.json()
-        except (requests.RequestException, ValueError) as exc:
-            raise SourceError(f"Prometheus query failed: {exc}") from exc
-        if body.get("status") != "success":
-            raise SourceError(f"Prometheus query failed: {body.get('error', body)}")
-        result = body["data"]["result"]
-        return result if isinstance(result, list) else []
-
-    def scalar(self, expr: str, at: datetime) -> float | None:
-        res = self.query(expr, at)
-        if not res:
-            return None
-        value = float(res[0]["value"][1])
-        return None if math.isnan(value) else value
+PrometheusAPI = PrometheusClient  # the weekly review reads Prometheus through the one client
 
 
 def facts_from_prometheus(api: PrometheusAPI, service: str, now: datetime) -> WeeklyFacts:
