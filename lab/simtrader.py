@@ -1125,6 +1125,10 @@ def systemctl_main(argv: Sequence[str], *, control: Path, unit_dir: Path, unit: 
     return 1
 
 
+#: The checkout holding lab/ (the lab is not installed; its modules load from here).
+LAB_ROOT = Path(__file__).resolve().parents[1]
+
+
 def write_systemctl_shim(
     path: Path, *, control: Path, unit_dir: Path, unit: str, python: str = sys.executable
 ) -> Path:
@@ -1134,6 +1138,7 @@ def write_systemctl_shim(
     script = (
         "#!/bin/sh\n"
         "# Fake systemctl for restartguard's simulated trader (lab.simtrader).\n"
+        f"PYTHONPATH={shlex.quote(str(LAB_ROOT))}${{PYTHONPATH:+:$PYTHONPATH}}; export PYTHONPATH\n"
         f"exec {shlex.quote(python)} "
         f"-m lab.simtrader systemctl --control {shlex.quote(str(control))} "
         f'--unit-dir {shlex.quote(str(unit_dir))} --unit {shlex.quote(unit)} -- "$@"\n'

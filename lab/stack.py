@@ -561,6 +561,8 @@ class Stack:
     ) -> ManagedProcess:
         full = {k: v for k, v in os.environ.items() if k not in unset}
         full.update(env or {})
+        # The lab is not installed: its modules (lab.simtrader, the systemctl shim) load from the checkout.
+        full["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), full.get("PYTHONPATH", "")) if p)
         proc = ManagedProcess(
             name, argv, log_path=self.paths["logs"] / f"{name}.log", env=full, cwd=cwd or self.root
         )
