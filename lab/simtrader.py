@@ -59,6 +59,7 @@ import requests
 import yaml
 
 from restartguard.atomicio import atomic_write
+from restartguard.taxonomy import ALL_CAUSES, Cause
 from rootcause.patterns import (
     MID_CONSUMED,
     MID_EXIT,
@@ -72,8 +73,13 @@ from rootcause.patterns import (
     MID_SUCCESS,
 )
 
-CAUSES = ("oom", "exception", "api_timeout", "systemd_kill", "manual", "other")
-UNPLANNED = ("oom", "exception", "api_timeout", "systemd_kill", "other")
+#: The causes the simulator can produce (a second supervisor is not simulated).
+CAUSES = tuple(c.value for c in ALL_CAUSES if c is not Cause.SUPERVISOR_CONFLICT)
+UNPLANNED = tuple(c for c in CAUSES if Cause(c).unplanned)
+#: What the random crash schedule draws from.
+CRASH_CAUSES = tuple(
+    c.value for c in (Cause.OOM, Cause.EXCEPTION, Cause.API_TIMEOUT, Cause.SYSTEMD_KILL, Cause.MANUAL)
+)
 
 
 SIGNAL_NAMES = {
@@ -342,7 +348,7 @@ class SupervisorOptions:
     stop_timeout: float = 1.0
     check_interval: float = 0.5
     crash_every: float | None = None
-    causes: tuple[str, ...] = ("oom", "exception", "api_timeout", "systemd_kill", "manual")
+    causes: tuple[str, ...] = CRASH_CAUSES
     log_tz: str = "UTC"
     python: str = sys.executable
 

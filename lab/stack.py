@@ -129,7 +129,7 @@ class StackOptions:
     stop_timeout: float = 1.0
     check_interval: float = 0.5
     crash_every: float | None = None
-    causes: tuple[str, ...] = ("oom", "exception", "api_timeout", "systemd_kill", "manual")
+    causes: tuple[str, ...] = simtrader.CRASH_CAUSES
     log_tz: str = "UTC"
     # Discord: the webhook the receiver (and Alertmanager's direct Discord routes) post to
     discord_webhook_url: str | None = None
