@@ -59,6 +59,7 @@ import requests
 import yaml
 
 from restartguard.atomicio import atomic_write
+from restartguard.systemd_values import environment_assignments, unit_assignments
 from restartguard.taxonomy import ALL_CAUSES, Cause
 from rootcause.patterns import (
     MID_CONSUMED,
@@ -178,23 +179,11 @@ def load_unit(unit_dir: Path, unit: str) -> dict[str, Any]:
     settings: dict[str, str] = {}
     env: dict[str, str] = {}
     for path in files:
-        section = ""
-        for raw in path.read_text(encoding="utf-8", errors="replace").splitlines():
-            line = raw.strip()
-            if not line or line.startswith(("#", ";")):
+        for section, key, value in unit_assignments(path.read_text(encoding="utf-8", errors="replace")):
+            if section not in ("Unit", "Service"):
                 continue
-            if line.startswith("[") and line.endswith("]"):
-                section = line[1:-1]
-                continue
-            key, eq, value = line.partition("=")
-            if not eq or section not in ("Unit", "Service"):
-                continue
-            key, value = key.strip(), value.strip()
             if key == "Environment":
-                for assignment in value.split():
-                    name, eq2, val = assignment.strip('"').partition("=")
-                    if eq2:
-                        env[name] = val
+                env.update(environment_assignments(value))
             else:
                 settings[key] = value
     memory_max = parse_size(settings.get("MemoryMax", "infinity"))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 MEMORY_KEYS = frozenset({"MemoryMax", "MemoryHigh"})
@@ -125,6 +126,32 @@ def format_value(key: str, value: float) -> str:
     return format_seconds(value)
 
 
+def unit_assignments(text: str) -> Iterator[tuple[str, str, str]]:
+    """(section, key, value) of every ``Key=Value`` line of a unit file or drop-in, in order
+    (comments, blank lines and lines without ``=`` are skipped)."""
+    section = ""
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith(("#", ";")):
+            continue
+        if line.startswith("[") and line.endswith("]"):
+            section = line[1:-1]
+            continue
+        key, eq, value = line.partition("=")
+        if eq:
+            yield section, key.strip(), value.strip()
+
+
+def environment_assignments(value: str) -> dict[str, str]:
+    """An ``Environment=`` value (space-separated, optionally quoted ``NAME=VALUE``) → mapping."""
+    out: dict[str, str] = {}
+    for assignment in value.split():
+        name, eq, val = assignment.strip('"').partition("=")
+        if eq:
+            out[name] = val
+    return out
+
+
 @dataclass
 class Dropin:
     """A restartguard-owned drop-in: ``[Service]`` assignments only, in order."""
@@ -135,23 +162,11 @@ class Dropin:
     @classmethod
     def parse(cls, text: str) -> Dropin:
         out = cls()
-        section = ""
-        for raw in text.splitlines():
-            line = raw.strip()
-            if not line or line.startswith(("#", ";")):
+        for section, key, value in unit_assignments(text):
+            if section != "Service":
                 continue
-            if line.startswith("[") and line.endswith("]"):
-                section = line[1:-1]
-                continue
-            if section != "Service" or "=" not in line:
-                continue
-            key, _, value = line.partition("=")
-            key, value = key.strip(), value.strip()
             if key == "Environment":
-                for assignment in value.split():
-                    name, eq, val = assignment.strip('"').partition("=")
-                    if eq:
-                        out.environment[name] = val
+                out.environment.update(environment_assignments(value))
             else:
                 out.settings[key] = value
         return out
