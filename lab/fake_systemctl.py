@@ -1,4 +1,4 @@
-"""A fake ``systemctl`` for the receiver's remediation tests (stdlib only).
+"""The one fake ``systemctl`` of the lab: remediation tests, the local stack, the demo.
 
 Installed as an executable named ``systemctl`` in a temp ``bin/`` put first on PATH (see
 :class:`FakeSystemctl`). Every invocation appends its argv to ``calls.jsonl`` in the state
@@ -10,55 +10,38 @@ directory (``FAKE_SYSTEMCTL_DIR``) and works on a small JSON state:
   ``base`` plus the drop-ins in ``<unit_dir>/<unit>.d/*.conf``, like systemd;
 * ``active``: what ``is-active`` prints (``restart`` sets it to ``active_after_restart``);
 * ``fail``: scripted failures, e.g. ``{"restart": 1}`` (exit 1), ``{"daemon-reload": 1}``,
-  ``{"ignore_dropins": true}`` (reload succeeds but applies nothing: verification must fail).
+  ``{"ignore_dropins": true}`` (reload succeeds but applies nothing: verification must fail);
+* ``control`` (optional): the control directory of a simulated trader (:mod:`lab.simtrader`).
+  Then ``restart`` really restarts it and ``is-active``/``show`` report its live process.
 
-Supported: ``daemon-reload``, ``restart UNIT``, ``is-active UNIT``, ``show [-p PROP]... [--value] UNIT``.
+With a unit file in ``unit_dir``, ``daemon-reload`` reads it and its drop-ins as systemd would;
+without one, the scripted ``base`` properties stand in for it.
+
+Supported: ``daemon-reload``, ``restart UNIT``, ``is-active UNIT``, ``status UNIT``,
+``show [-p PROP]... [--property=A,B] [--value] UNIT``.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import re
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import psutil
+
+from lab import simtrader
+from restartguard.atomicio import atomic_write
+from restartguard.systemd_values import environment_assignments, unit_assignments
+
 UNIT = "bitget-bot.service"
+#: The checkout holding lab/ (the lab is not installed; the fake loads it from here).
+LAB_ROOT = Path(__file__).resolve().parents[1]
 
 
-def _bytes(text: str) -> int | None:
-    m = re.match(r"^\s*(\d+)\s*([KMGT]?)\s*$", text, re.IGNORECASE)
-    if not m:
-        return None
-    return int(m.group(1)) * {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}[m.group(2).upper()]
-
-
-def _seconds(text: str) -> float | None:
-    total = 0.0
-    found = False
-    for num, unit in re.findall(r"(\d+(?:\.\d+)?)\s*(min|ms|s|h)?", text):
-        found = True
-        total += float(num) * {"": 1, "s": 1, "min": 60, "h": 3600, "ms": 0.001}[unit]
-    return total if found else None
-
-
-def format_timespan(seconds: float) -> str:
-    """As systemd prints USec properties: 90 → '1min 30s', 300 → '5min'."""
-    s = int(seconds)
-    parts = []
-    if s >= 3600:
-        parts.append(f"{s // 3600}h")
-        s %= 3600
-    if s >= 60:
-        parts.append(f"{s // 60}min")
-        s %= 60
-    if s or not parts:
-        parts.append(f"{s}s")
-    return " ".join(parts)
-
-
-def default_state(unit_dir: Path) -> dict[str, Any]:
+def default_state(unit_dir: Path, unit: str = UNIT, control: Path | None = None) -> dict[str, Any]:
     base = {
         "MemoryMax": str(512 * 1024**2),
         "MemoryHigh": "infinity",
@@ -71,8 +54,9 @@ def default_state(unit_dir: Path) -> dict[str, Any]:
         "MainPID": "4242",
     }
     return {
-        "unit": UNIT,
+        "unit": unit,
         "unit_dir": str(unit_dir),
+        "control": str(control) if control is not None else None,
         "base": base,
         "loaded": dict(base),
         "active": "active",
@@ -87,38 +71,99 @@ def _load(state_dir: Path) -> dict[str, Any]:
 
 
 def _save(state_dir: Path, state: dict[str, Any]) -> None:
-    tmp = state_dir / "state.json.tmp"
-    tmp.write_text(json.dumps(state, indent=1))
-    os.replace(tmp, state_dir / "state.json")
+    atomic_write(state_dir / "state.json", json.dumps(state, indent=1).encode())
 
 
 def _reload(state: dict[str, Any]) -> None:
+    """``daemon-reload``: the unit's properties from its unit file (or the scripted ``base`` when
+    there is none) and, unless scripted to ignore them, its drop-ins."""
+    unit_dir, unit = Path(state["unit_dir"]), state["unit"]
+    with_dropins = not state["fail"].get("ignore_dropins")
+    if (unit_dir / unit).is_file():
+        state["loaded"] = simtrader.load_unit(unit_dir, unit, dropins=with_dropins)
+        if state.get("control"):  # the simulated systemd starts the next process with these
+            simtrader.atomic_write_text(
+                Path(state["control"]) / "loaded-unit.json", json.dumps(state["loaded"])
+            )
+        return
     loaded = dict(state["base"])
-    env = dict(a.split("=", 1) for a in loaded.get("Environment", "").split() if "=" in a)
-    if not state["fail"].get("ignore_dropins"):
-        d = Path(state["unit_dir"]) / f"{state['unit']}.d"
-        for conf in sorted(d.glob("*.conf")) if d.is_dir() else []:
-            section = ""
-            for line in conf.read_text().splitlines():
-                line = line.strip()
-                if line.startswith("["):
-                    section = line.strip("[]")
-                    continue
-                if section != "Service" or "=" not in line or line.startswith("#"):
-                    continue
-                key, value = line.split("=", 1)
-                if key in ("MemoryMax", "MemoryHigh"):
-                    b = _bytes(value)
-                    loaded[key] = str(b) if b is not None else "infinity"
-                elif key == "TimeoutStopSec":
-                    sec = _seconds(value)
-                    loaded["TimeoutStopUSec"] = format_timespan(sec) if sec is not None else "infinity"
-                elif key == "Environment":
-                    for assignment in value.split():
-                        name, _, val = assignment.partition("=")
-                        env[name] = val
+    env = environment_assignments(loaded.get("Environment", ""))
+    d = unit_dir / f"{unit}.d"
+    for conf in sorted(d.glob("*.conf")) if with_dropins and d.is_dir() else []:
+        for section, key, value in unit_assignments(conf.read_text()):
+            if section != "Service":
+                continue
+            if key in ("MemoryMax", "MemoryHigh"):
+                size = simtrader.parse_size(value)
+                loaded[key] = str(size) if size is not None else "infinity"
+            elif key == "TimeoutStopSec":
+                span = simtrader.parse_span(value)
+                loaded["TimeoutStopUSec"] = (
+                    simtrader.format_timespan(span) if span is not None else "infinity"
+                )
+            elif key == "Environment":
+                env.update(environment_assignments(value))
     loaded["Environment"] = " ".join(f"{k}={v}" for k, v in env.items())
     state["loaded"] = loaded
+
+
+def _runtime(state: dict[str, Any]) -> dict[str, str]:
+    """What the process side reports: the simulated trader's supervisor, or the scripted state."""
+    if not state.get("control"):
+        return {"ActiveState": state["active"]}
+    st = simtrader.status(Path(state["control"]))
+    main_pid = int(st.get("MainPID") or 0)
+    active = str(st.get("ActiveState", "inactive"))
+    if main_pid and not simtrader.pid_alive(main_pid):
+        main_pid = 0
+        if active == "active":  # the supervisor has not noticed the death yet
+            active = "failed"
+    memory = "[not set]"
+    if main_pid:
+        try:
+            memory = str(psutil.Process(main_pid).memory_info().rss)
+        except psutil.Error:  # the process just went away
+            pass
+    enter = st.get("ActiveEnterTimestamp")
+    return {
+        "ActiveState": active,
+        "SubState": str(st.get("SubState", "dead")),
+        "Result": str(st.get("Result", "success")),
+        "MainPID": str(main_pid),
+        "ExecMainPID": str(main_pid),
+        "ExecMainCode": str(st.get("ExecMainCode", 0)),
+        "ExecMainStatus": str(st.get("ExecMainStatus", 0)),
+        "NRestarts": str(st.get("NRestarts", 0)),
+        "MemoryCurrent": memory,
+        "MemoryPeak": memory,
+        "ActiveEnterTimestamp": (
+            datetime.fromtimestamp(float(enter), UTC).strftime("%a %Y-%m-%d %H:%M:%S UTC") if enter else ""
+        ),
+    }
+
+
+def _options(args: list[str]) -> tuple[list[str], bool, list[str]]:
+    """(properties, --value, the rest) of a systemctl command line."""
+    props: list[str] = []
+    value_only = False
+    rest: list[str] = []
+    i = 0
+    while i < len(args):
+        a = args[i]
+        if a in ("-p", "--property"):
+            props += args[i + 1].split(",") if i + 1 < len(args) else []
+            i += 2
+            continue
+        if a.startswith("--property="):
+            props += a.split("=", 1)[1].split(",")
+        elif a.startswith("-p") and len(a) > 2:
+            props += a[2:].split(",")
+        elif a == "--value":
+            value_only = True
+        elif a not in ("--no-pager", "--quiet", "-q", "--no-block", "--system", "--"):
+            rest.append(a)
+        i += 1
+    return props, value_only, rest
 
 
 def main(argv: list[str]) -> int:
@@ -127,10 +172,13 @@ def main(argv: list[str]) -> int:
         fh.write(json.dumps(argv) + "\n")
     state = _load(state_dir)
     fail = state["fail"]
-    if not argv:
-        print("fake systemctl: no verb", file=sys.stderr)
+    props, value_only, rest = _options(list(argv))
+    if not rest:
+        print("Too few arguments.", file=sys.stderr)
         return 1
-    verb, rest = argv[0], argv[1:]
+    verb, names = rest[0], rest[1:]
+    unit = state["unit"]
+    named = [n if n.endswith(".service") else f"{n}.service" for n in names]
     if verb == "daemon-reload":
         if fail.get("daemon-reload"):
             print("Failed to reload daemon: Access denied", file=sys.stderr)
@@ -138,68 +186,85 @@ def main(argv: list[str]) -> int:
         _reload(state)
         _save(state_dir, state)
         return 0
-    if verb == "restart":
-        if rest != [state["unit"]]:
-            print(f"Unit {rest} not found.", file=sys.stderr)
+    if verb in ("restart", "try-restart", "reload-or-restart"):
+        if named != [unit]:
+            print(f"Unit {' '.join(names) or '(none)'} not found.", file=sys.stderr)
             return 5
         if fail.get("restart"):
             print("Job for unit failed because the control process exited with error code.", file=sys.stderr)
             state["active"] = "failed"
             _save(state_dir, state)
             return 1
+        if state.get("control"):
+            try:
+                result = simtrader.send_command(
+                    Path(state["control"]), {"action": "restart", "by": "systemctl"}
+                )
+            except TimeoutError as exc:
+                print(f"Job for {unit} timed out: {exc}", file=sys.stderr)
+                return 1
+            if not result.get("ok"):
+                print(f"Job for {unit} failed: {result.get('error')}", file=sys.stderr)
+                return 1
+            return 0
         state["active"] = state.get("active_after_restart", "active")
         _save(state_dir, state)
         return 0
     if verb == "is-active":
-        print(state["active"])
-        return 0 if state["active"] == "active" else 3
-    if verb == "show":
-        props: list[str] = []
-        value_only = False
-        unit = None
-        i = 0
-        while i < len(rest):
-            if rest[i] == "-p":
-                props.append(rest[i + 1])
-                i += 2
-                continue
-            if rest[i] == "--value":
-                value_only = True
-            else:
-                unit = rest[i]
-            i += 1
-        if unit != state["unit"]:
-            print(f"unknown unit {unit}", file=sys.stderr)
-            return 1
-        loaded = dict(state["loaded"])
-        loaded["ActiveState"] = state["active"]
-        for prop in props or sorted(loaded):
-            value = loaded.get(prop, "")
+        active = _runtime(state)["ActiveState"] if named == [unit] else "inactive"
+        print(active)
+        return 0 if active == "active" else 3
+    if verb in ("show", "status"):
+        if named != [unit]:
+            print(f"Unit {' '.join(names) or '(none)'} could not be found.", file=sys.stderr)
+            return 4 if verb == "status" else 1
+        values = {"Id": unit, "LoadState": "loaded", **state["loaded"], **_runtime(state)}
+        values.pop("files", None)
+        if verb == "status":
+            print(f"● {unit} - {values.get('Description', unit)}")
+            print(f"     Active: {values['ActiveState']} ({values.get('SubState', '')})")
+            print(f"   Main PID: {values.get('MainPID', 0)} (python3)")
+            return 0 if values["ActiveState"] == "active" else 3
+        for prop in props or sorted(values):
+            value = values.get(prop, "")
             print(value if value_only else f"{prop}={value}")
         return 0
-    print(f"fake systemctl: unsupported verb {verb}", file=sys.stderr)
+    print(f"Unknown command verb {verb}.", file=sys.stderr)
     return 1
 
 
 class FakeSystemctl:
     """Test-side handle: installs the fake on PATH and reads/scripts its state."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(
+        self,
+        root: Path,
+        *,
+        unit: str = UNIT,
+        unit_dir: Path | None = None,
+        bin_dir: Path | None = None,
+        control: Path | None = None,
+    ) -> None:
         self.root = root
+        self.unit = unit
         self.state_dir = root / "systemctl-state"
-        self.bin_dir = root / "bin"
-        self.unit_dir = root / "units"
+        self.bin_dir = bin_dir or root / "bin"
+        self.unit_dir = unit_dir or root / "units"
         for d in (self.state_dir, self.bin_dir, self.unit_dir):
             d.mkdir(parents=True, exist_ok=True)
-        _save(self.state_dir, default_state(self.unit_dir))
+        state = default_state(self.unit_dir, unit, control)
+        if (self.unit_dir / unit).is_file():
+            _reload(state)  # what systemd loaded at boot
+        _save(self.state_dir, state)
         (self.state_dir / "calls.jsonl").touch()
         exe = self.bin_dir / "systemctl"
-        here = Path(__file__).resolve().parent
+        # The state directory is baked in, so the fake works even where a caller scrubs the environment.
         exe.write_text(
-            f"#!{sys.executable} -SE\n"
-            "import sys\n"
-            f"sys.path.insert(0, {str(here)!r})\n"
-            "from fake_systemctl import main\n"
+            f"#!{sys.executable} -E\n"
+            "import os, sys\n"
+            f"sys.path.insert(0, {str(LAB_ROOT)!r})\n"
+            f"os.environ.setdefault('FAKE_SYSTEMCTL_DIR', {str(self.state_dir)!r})\n"
+            "from lab.fake_systemctl import main\n"
             "sys.exit(main(sys.argv[1:]))\n"
         )
         exe.chmod(0o755)
@@ -233,7 +298,7 @@ class FakeSystemctl:
         return [c for c in self.calls() if c and c[0] in ("daemon-reload", "restart")]
 
     def dropin(self, name: str = "50-restartguard-memory.conf") -> Path:
-        return self.unit_dir / f"{UNIT}.d" / name
+        return self.unit_dir / f"{self.unit}.d" / name
 
 
 if __name__ == "__main__":

@@ -40,7 +40,6 @@ import logging
 import os
 import queue
 import random
-import shlex
 import signal
 import socket
 import subprocess
@@ -50,7 +49,6 @@ import time
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
@@ -166,7 +164,7 @@ def parse_span(text: str) -> float | None:
 # ----------------------------------------------------------------------------------------------
 
 
-def load_unit(unit_dir: Path, unit: str) -> dict[str, Any]:
+def load_unit(unit_dir: Path, unit: str, *, dropins: bool = True) -> dict[str, Any]:
     """The effective ``[Service]``/``[Unit]`` settings: the unit file, then its drop-ins in
     lexical order (later assignments win; ``Environment=`` accumulates)."""
     files: list[Path] = []
@@ -174,7 +172,7 @@ def load_unit(unit_dir: Path, unit: str) -> dict[str, Any]:
     if main.is_file():
         files.append(main)
     dropin_dir = unit_dir / f"{unit}.d"
-    if dropin_dir.is_dir():
+    if dropins and dropin_dir.is_dir():
         files += sorted(p for p in dropin_dir.iterdir() if p.suffix == ".conf" and p.is_file())
     settings: dict[str, str] = {}
     env: dict[str, str] = {}
@@ -978,7 +976,7 @@ def status(control: Path) -> dict[str, Any]:
     return read_json(control / "status.json") or {"ActiveState": "inactive", "SubState": "dead", "MainPID": 0}
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -986,161 +984,6 @@ def _pid_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
-
-
-def systemctl_main(argv: Sequence[str], *, control: Path, unit_dir: Path, unit: str) -> int:
-    """A fake ``systemctl`` for the simulated unit. Verbs: daemon-reload, restart, is-active,
-    show (``-p A -p B``, ``--property=A,B``, ``--value``), status."""
-    args = list(argv)
-    value_only = False
-    props: list[str] = []
-    rest: list[str] = []
-    i = 0
-    while i < len(args):
-        a = args[i]
-        if a in ("-p", "--property"):
-            props += args[i + 1].split(",") if i + 1 < len(args) else []
-            i += 2
-            continue
-        if a.startswith("--property="):
-            props += a.split("=", 1)[1].split(",")
-        elif a.startswith("-p") and len(a) > 2:
-            props += a[2:].split(",")
-        elif a == "--value":
-            value_only = True
-        elif a in ("--no-pager", "--quiet", "-q", "--no-block", "--system"):
-            pass
-        else:
-            rest.append(a)
-        i += 1
-    if not rest:
-        print("Too few arguments.", file=sys.stderr)
-        return 1
-    verb, names = rest[0], rest[1:]
-    loaded_path = control / "loaded-unit.json"
-    with (control / "systemctl-calls.jsonl").open("a", encoding="utf-8") as calls:
-        calls.write(json.dumps({"at": time.time(), "argv": list(argv)}) + "\n")
-
-    def loaded() -> dict[str, Any]:
-        data = read_json(loaded_path)
-        if data is None:  # the state at boot
-            data = load_unit(unit_dir, unit)
-            atomic_write_text(loaded_path, json.dumps(data))
-        return data
-
-    def check_name() -> str | None:
-        if not names:
-            print(f"Too few arguments for {verb}.", file=sys.stderr)
-            return None
-        name = names[0] if names[0].endswith(".service") else names[0] + ".service"
-        if name != unit:
-            print(f"Unit {name} could not be found.", file=sys.stderr)
-            return None
-        return name
-
-    if verb == "daemon-reload":
-        atomic_write_text(loaded_path, json.dumps(load_unit(unit_dir, unit)))
-        return 0
-    if verb == "is-active":
-        if check_name() is None:
-            print("inactive")
-            return 3
-        st = status(control)
-        state = str(st.get("ActiveState", "inactive"))
-        if state == "active" and not _pid_alive(int(st.get("MainPID") or 0)):
-            state = "failed"
-        print(state)
-        return 0 if state == "active" else 3
-    if verb in ("restart", "try-restart", "reload-or-restart"):
-        if check_name() is None:
-            return 5
-        try:
-            result = send_command(control, {"action": "restart", "by": "systemctl"}, timeout=60)
-        except TimeoutError as exc:
-            print(f"Job for {unit} timed out: {exc}", file=sys.stderr)
-            return 1
-        if not result.get("ok"):
-            print(f"Job for {unit} failed: {result.get('error')}", file=sys.stderr)
-            return 1
-        return 0
-    if verb in ("show", "status"):
-        if check_name() is None and verb == "status":
-            return 4
-        unit_props = loaded()
-        st = status(control)
-        main_pid = int(st.get("MainPID") or 0)
-        if main_pid and not _pid_alive(main_pid):
-            main_pid = 0
-        memory_current = "[not set]"
-        if main_pid:
-            try:
-                memory_current = str(psutil.Process(main_pid).memory_info().rss)
-            except Exception:  # the process just went away
-                pass
-        enter = st.get("ActiveEnterTimestamp")
-        enter_text = (
-            datetime.fromtimestamp(float(enter), UTC).strftime("%a %Y-%m-%d %H:%M:%S UTC") if enter else ""
-        )
-        values: dict[str, str] = {
-            "Id": unit,
-            "Description": str(unit_props.get("Description", "")),
-            "LoadState": "loaded",
-            "ActiveState": str(st.get("ActiveState", "inactive")),
-            "SubState": str(st.get("SubState", "dead")),
-            "Result": str(st.get("Result", "success")),
-            "MainPID": str(main_pid),
-            "ExecMainPID": str(main_pid),
-            "ExecMainCode": str(st.get("ExecMainCode", 0)),
-            "ExecMainStatus": str(st.get("ExecMainStatus", 0)),
-            "NRestarts": str(st.get("NRestarts", 0)),
-            "MemoryCurrent": memory_current,
-            "MemoryPeak": memory_current,
-            "MemoryMax": str(unit_props.get("MemoryMax", "infinity")),
-            "MemoryHigh": str(unit_props.get("MemoryHigh", "infinity")),
-            "TimeoutStopUSec": str(unit_props.get("TimeoutStopUSec", "1min 30s")),
-            "Environment": str(unit_props.get("Environment", "")),
-            "Restart": str(unit_props.get("Restart", "no")),
-            "RestartUSec": str(unit_props.get("RestartUSec", "100ms")),
-            "ActiveEnterTimestamp": enter_text,
-            "FragmentPath": str(unit_props.get("FragmentPath", "")),
-            "DropInPaths": str(unit_props.get("DropInPaths", "")),
-        }
-        if verb == "status":
-            print(f"● {unit} - {values['Description']}")
-            print(f"     Active: {values['ActiveState']} ({values['SubState']}) since {enter_text}")
-            print(f"   Main PID: {values['MainPID']} (python3)")
-            return 0 if values["ActiveState"] == "active" else 3
-        wanted = props or list(values)
-        for prop in wanted:
-            if prop not in values:
-                continue
-            print(values[prop] if value_only else f"{prop}={values[prop]}")
-        return 0
-    print(f"Unknown command verb {verb}.", file=sys.stderr)
-    return 1
-
-
-#: The checkout holding lab/ (the lab is not installed; its modules load from here).
-LAB_ROOT = Path(__file__).resolve().parents[1]
-
-
-def write_systemctl_shim(
-    path: Path, *, control: Path, unit_dir: Path, unit: str, python: str = sys.executable
-) -> Path:
-    """A ``systemctl`` executable (for PATH) that runs :func:`systemctl_main` for this unit."""
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    script = (
-        "#!/bin/sh\n"
-        "# Fake systemctl for restartguard's simulated trader (lab.simtrader).\n"
-        f"PYTHONPATH={shlex.quote(str(LAB_ROOT))}${{PYTHONPATH:+:$PYTHONPATH}}; export PYTHONPATH\n"
-        f"exec {shlex.quote(python)} "
-        f"-m lab.simtrader systemctl --control {shlex.quote(str(control))} "
-        f'--unit-dir {shlex.quote(str(unit_dir))} --unit {shlex.quote(unit)} -- "$@"\n'
-    )
-    path.write_text(script, encoding="utf-8")
-    path.chmod(0o755)
-    return path
 
 
 # ----------------------------------------------------------------------------------------------
@@ -1179,11 +1022,6 @@ def _parser() -> argparse.ArgumentParser:
     trg.add_argument("cause", choices=CAUSES)
     trg.add_argument("--timeout", type=float, default=30.0)
 
-    sc = sub.add_parser("systemctl", help="fake systemctl for the simulated unit")
-    sc.add_argument("--control", required=True, type=Path)
-    sc.add_argument("--unit-dir", required=True, type=Path)
-    sc.add_argument("--unit", default="bitget-bot.service")
-    sc.add_argument("args", nargs=argparse.REMAINDER)
     return p
 
 
@@ -1223,11 +1061,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         result = trigger(args.control, args.cause, timeout=args.timeout)
         print(json.dumps(result))
         return 0 if result.get("ok") else 1
-    if args.role == "systemctl":
-        rest = list(args.args)
-        if rest[:1] == ["--"]:
-            rest = rest[1:]
-        return systemctl_main(rest, control=args.control, unit_dir=args.unit_dir, unit=args.unit)
     return 2
 
 

@@ -45,6 +45,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from lab import simtrader
+from lab.fake_systemctl import FakeSystemctl
 from restartguard.config import settings_from_mapping
 from restartguard.durations import parse_duration
 from restartguard.errors import RestartguardError, SourceError, UsageError
@@ -593,8 +594,8 @@ class Stack:
         p["trader_config"].write_text(TRADER_CONFIG, encoding="utf-8")
         p["journal"].touch()
         p["trader_log"].touch()
-        simtrader.write_systemctl_shim(
-            p["bin"] / "systemctl", control=p["control"], unit_dir=p["unit_dir"], unit=self.opts.unit
+        self.systemctl = FakeSystemctl(
+            p["control"], unit=self.opts.unit, unit_dir=p["unit_dir"], bin_dir=p["bin"], control=p["control"]
         )
         self.write_restartguard_config()
 

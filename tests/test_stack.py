@@ -19,6 +19,8 @@ import pytest
 import yaml
 
 from lab import simtrader
+from lab.fake_systemctl import FakeSystemctl
+from lab.fake_systemctl import main as fake_systemctl_main
 from lab.stack import (
     SHIPPED_ALERTMANAGER,
     SHIPPED_PROMETHEUS,
@@ -158,17 +160,19 @@ def test_timespans_as_systemd_prints_them() -> None:
 
 
 def test_fake_systemctl_reports_drop_ins_only_after_daemon_reload(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     unit = "bitget-bot.service"
     units, control = tmp_path / "units", tmp_path / "control"
     units.mkdir()
     control.mkdir()
     (units / unit).write_text("[Service]\nMemoryMax=1G\nTimeoutStopSec=90\n")
+    fake = FakeSystemctl(tmp_path, unit=unit, unit_dir=units, control=control)
+    monkeypatch.setenv("FAKE_SYSTEMCTL_DIR", str(fake.state_dir))
 
     def show(*props: str) -> dict[str, str]:
         args = ["show", *[a for p in props for a in ("-p", p)], unit]
-        assert simtrader.systemctl_main(args, control=control, unit_dir=units, unit=unit) == 0
+        assert fake_systemctl_main(args) == 0
         out = capsys.readouterr().out
         return dict(line.split("=", 1) for line in out.splitlines())
 
@@ -178,13 +182,26 @@ def test_fake_systemctl_reports_drop_ins_only_after_daemon_reload(
         "[Service]\nMemoryMax=1280M\nEnvironment=MALLOC_ARENA_MAX=2\n"
     )
     assert show("MemoryMax")["MemoryMax"] == str(1024**3)  # not loaded yet
-    assert simtrader.systemctl_main(["daemon-reload"], control=control, unit_dir=units, unit=unit) == 0
+    assert fake_systemctl_main(["daemon-reload"]) == 0
     after = show("MemoryMax", "Environment")
     assert after == {"MemoryMax": str(1280 * 1024**2), "Environment": "MALLOC_ARENA_MAX=2"}
-    assert simtrader.systemctl_main(["is-active", unit], control=control, unit_dir=units, unit=unit) == 3
+    assert fake_systemctl_main(["is-active", unit]) == 3
     assert capsys.readouterr().out.strip() == "inactive"  # no supervisor running
-    calls = [json.loads(x)["argv"] for x in (control / "systemctl-calls.jsonl").read_text().splitlines()]
+    calls = fake.calls()
     assert calls[0][0] == "show" and ["daemon-reload"] in calls
+
+
+def test_fake_systemctl_executable_runs_with_a_scrubbed_environment(tmp_path: Path) -> None:
+    fake = FakeSystemctl(tmp_path)
+    out = subprocess.run(
+        [str(fake.bin_dir / "systemctl"), "show", "-p", "MemoryMax", "--value", "bitget-bot.service"],
+        env={"PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert out.stdout.strip() == str(512 * 1024**2)
+    assert fake.calls() == [["show", "-p", "MemoryMax", "--value", "bitget-bot.service"]]
 
 
 @pytest.mark.integration
