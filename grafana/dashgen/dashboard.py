@@ -15,9 +15,9 @@ from .pipeline import discord_row, health_row, response_row
 
 UID = "restartguard-overview"
 TITLE = "restartguard — trader restarts & health"
-#: Grafana 10.4's dashboard schema. The SDK (10.4 release) writes 36 by default, the oldest
-#: version its schema describes; the JSON below is written for 39, so it says so and Grafana
-#: runs no migration on load.
+#: The dashboard schema Grafana 10.4 itself writes. The SDK's 10.4 build says 36: its CUE schema
+#: lagged Grafana's migrator (grafana/grafonnet#196, fixed upstream by grafana/grafana#87712).
+#: The JSON here is written for 39, so it says 39 and Grafana migrates nothing on load.
 SCHEMA_VERSION = 39
 DESCRIPTION = (
     "Trader restarts, causes, fixes and health against the restart-response policy. "
