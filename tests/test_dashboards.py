@@ -34,6 +34,7 @@ from dashboard_queries import (
 )
 
 from restartguard import policy
+from restartguard.taxonomy import ALL_CAUSES
 
 ROOT = Path(__file__).resolve().parents[1]
 GENERATOR_PATH = ROOT / "grafana" / "generate_dashboard.py"
@@ -499,3 +500,11 @@ def test_dashboard_provisioning() -> None:
     assert path.startswith("/") and "dashboards" in path
     assert provider.get("folder")
     json.loads(DASHBOARD_PATH.read_text(encoding="utf-8"))  # loaded as-is
+
+
+def test_every_cause_has_its_own_colour(dashboard: dict[str, Any]) -> None:
+    (panel,) = [p for p in _query_panels(dashboard) if p["title"] == "Restarts by cause"]
+    coloured = {
+        o["matcher"]["options"] for o in panel["fieldConfig"]["overrides"] if o["matcher"]["id"] == "byName"
+    }
+    assert coloured == {c.value for c in ALL_CAUSES}

@@ -12,8 +12,8 @@ the Prometheus annotation options (``step``, ``titleFormat`` ...) and a query va
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from typing import Self
+from collections.abc import Mapping
+from typing import Self, TypedDict, TypeVar, Unpack
 
 from grafana_foundation_sdk.builders import bargauge as bargauge_b
 from grafana_foundation_sdk.builders import common as common_b
@@ -33,7 +33,6 @@ DS = model.DataSourceRef(type_val="prometheus", uid="${datasource}")
 SVC = 'service=~"$service"'
 REF_IDS = "ABCDEFGHIJ"
 
-Steps = Iterable[tuple[str, float | None]]
 AnyPanel = (
     stat_b.Panel
     | gauge_b.Panel
@@ -42,6 +41,7 @@ AnyPanel = (
     | bargauge_b.Panel
     | table_b.Panel
 )
+P = TypeVar("P", bound=AnyPanel)
 
 
 # --------------------------------------------------------------------------- queries and values
@@ -116,26 +116,29 @@ def colors_by_name(panel: timeseries_b.Panel, colors: Mapping[str, str]) -> None
         panel.override_by_name(name, [fixed_color(color)])
 
 
-def _reduce_last() -> common_b.ReduceDataOptions:
-    return common_b.ReduceDataOptions().calcs(["lastNotNull"]).fields("").values(False)
+class Field(TypedDict, total=False):
+    """Field options a panel may set besides unit and thresholds."""
+
+    decimals: int
+    min_: float
+    max_: float
+    mappings: Mapping[str, tuple[str, str]]
+    no_value: str
 
 
-def _common(
-    panel: AnyPanel,
+def _base(
+    panel: P,
     title: str,
     description: str,
     targets: list[prometheus_b.Dataquery],
     *,
-    instant: bool,
     unit: str,
     thresholds: dashboard_b.ThresholdsConfig,
-    color_mode: model.FieldColorModeId,
-    decimals: int | None = None,
-    min_: float | None = None,
-    max_: float | None = None,
-    mappings: Mapping[str, tuple[str, str]] | None = None,
-    no_value: str | None = None,
-) -> None:
+    instant: bool,
+    color_mode: model.FieldColorModeId = model.FieldColorModeId.THRESHOLDS,
+    **field: Unpack[Field],
+) -> P:
+    """What every panel sets: text, queries (refIds A, B, …; instant or range), unit, thresholds."""
     for ref, tgt in zip(REF_IDS, targets, strict=False):
         tgt.ref_id(ref)
         if instant:
@@ -144,15 +147,16 @@ def _common(
             tgt.range()
     panel.title(title).description(description).datasource(DS).targets(list(targets))
     panel.unit(unit).thresholds(thresholds).color_scheme(dashboard_b.FieldColor().mode(color_mode))
-    panel.mappings(value_map(mappings) if mappings else [])
-    if decimals is not None:
-        panel.decimals(decimals)
-    if min_ is not None:
-        panel.min(min_)
-    if max_ is not None:
-        panel.max(max_)
-    if no_value is not None:
-        panel.no_value(no_value)
+    panel.mappings(value_map(field["mappings"]) if "mappings" in field else [])
+    if "decimals" in field:
+        panel.decimals(field["decimals"])
+    if "min_" in field:
+        panel.min(field["min_"])
+    if "max_" in field:
+        panel.max(field["max_"])
+    if "no_value" in field:
+        panel.no_value(field["no_value"])
+    return panel
 
 
 # --------------------------------------------------------------------------- visualizations
@@ -170,28 +174,22 @@ def stat(
     unit: str,
     thresholds: dashboard_b.ThresholdsConfig,
     *,
-    decimals: int | None = None,
-    mappings: Mapping[str, tuple[str, str]] | None = None,
-    no_value: str | None = None,
     color_mode: common.BigValueColorMode = common.BigValueColorMode.BACKGROUND,
     text_mode: common.BigValueTextMode = common.BigValueTextMode.VALUE_AND_NAME,
+    **field: Unpack[Field],
 ) -> stat_b.Panel:
-    panel = stat_b.Panel()
-    _common(
-        panel,
-        title,
-        description,
-        targets,
-        instant=True,
-        unit=unit,
-        thresholds=thresholds,
-        color_mode=model.FieldColorModeId.THRESHOLDS,
-        decimals=decimals,
-        mappings=mappings,
-        no_value=no_value,
-    )
     return (
-        panel.color_mode(color_mode)
+        _base(
+            stat_b.Panel(),
+            title,
+            description,
+            targets,
+            unit=unit,
+            thresholds=thresholds,
+            instant=True,
+            **field,
+        )
+        .color_mode(color_mode)
         .graph_mode(common.BigValueGraphMode.NONE)
         .justify_mode(common.BigValueJustifyMode.AUTO)
         .orientation(common.VizOrientation.AUTO)
@@ -208,29 +206,20 @@ def gauge(
     targets: list[prometheus_b.Dataquery],
     unit: str,
     thresholds: dashboard_b.ThresholdsConfig,
-    *,
-    min_: float,
-    max_: float,
-    decimals: int | None = None,
-    no_value: str | None = None,
+    **field: Unpack[Field],
 ) -> gauge_b.Panel:
-    panel = gauge_b.Panel()
-    _common(
-        panel,
-        title,
-        description,
-        targets,
-        instant=True,
-        unit=unit,
-        thresholds=thresholds,
-        color_mode=model.FieldColorModeId.THRESHOLDS,
-        decimals=decimals,
-        min_=min_,
-        max_=max_,
-        no_value=no_value,
-    )
     return (
-        panel.min_viz_height(75)
+        _base(
+            gauge_b.Panel(),
+            title,
+            description,
+            targets,
+            unit=unit,
+            thresholds=thresholds,
+            instant=True,
+            **field,
+        )
+        .min_viz_height(75)
         .min_viz_width(75)
         .orientation(common.VizOrientation.AUTO)
         .reduce_options(_reduce_last())
@@ -250,53 +239,37 @@ def timeseries(
     show_thresholds: common.GraphThresholdsStyleMode = common.GraphThresholdsStyleMode.OFF,
     bars: bool = False,
     stack: bool = False,
-    decimals: int | None = None,
-    min_: float | None = None,
-    max_: float | None = None,
     soft_min: float | None = None,
     min_interval: str | None = None,
+    **field: Unpack[Field],
 ) -> timeseries_b.Panel:
-    panel = timeseries_b.Panel()
-    _common(
-        panel,
+    panel = _base(
+        timeseries_b.Panel(),
         title,
         description,
         targets,
-        instant=False,
         unit=unit,
         thresholds=thresholds,
+        instant=False,
         color_mode=model.FieldColorModeId.PALETTE_CLASSIC,
-        decimals=decimals,
-        min_=min_,
-        max_=max_,
+        **field,
     )
     panel.axis_border_show(False).axis_centered_zero(False).axis_color_mode(common.AxisColorMode.TEXT)
     panel.axis_label("").axis_placement(common.AxisPlacement.AUTO).bar_alignment(common.BarAlignment.CENTER)
     panel.draw_style(common.GraphDrawStyle.BARS if bars else common.GraphDrawStyle.LINE)
     panel.fill_opacity(70 if bars else 10).gradient_mode(common.GraphGradientMode.NONE)
-    panel.hide_from(common_b.HideSeriesConfig().legend(False).tooltip(False).viz(False))
+    panel.hide_from(_shown())
     panel.insert_nulls(False).line_interpolation(common.LineInterpolation.LINEAR)
     panel.line_width(1 if bars else 2).point_size(4).show_points(common.VisibilityMode.NEVER)
     panel.scale_distribution(common_b.ScaleDistributionConfig().type(common.ScaleDistribution.LINEAR))
     panel.span_nulls(False)
-    panel.stacking(
-        common_b.StackingConfig()
-        .group("A")
-        .mode(common.StackingMode.NORMAL if stack else common.StackingMode.NONE)
-    )
+    stacking = common.StackingMode.NORMAL if stack else common.StackingMode.NONE
+    panel.stacking(common_b.StackingConfig().group("A").mode(stacking))
     panel.thresholds_style(common_b.GraphThresholdsStyleConfig().mode(show_thresholds))
     if soft_min is not None:
         panel.axis_soft_min(soft_min)
-    panel.legend(
-        common_b.VizLegendOptions()
-        .calcs([])
-        .display_mode(common.LegendDisplayMode.LIST)
-        .placement(common.LegendPlacement.BOTTOM)
-        .show_legend(True)
-    )
-    panel.tooltip(
-        common_b.VizTooltipOptions().mode(common.TooltipDisplayMode.MULTI).sort(common.SortOrder.DESCENDING)
-    )
+    panel.legend(_legend(show=True).calcs([]))
+    panel.tooltip(_tooltip(common.TooltipDisplayMode.MULTI, common.SortOrder.DESCENDING))
     if min_interval is not None:
         panel.interval(min_interval)
     return panel
@@ -310,34 +283,26 @@ def state_timeline(
     thresholds: dashboard_b.ThresholdsConfig,
 ) -> statetimeline_b.Panel:
     panel = statetimeline_b.Panel()
-    _common(
-        panel,
-        title,
-        description,
-        targets,
-        instant=False,
-        unit="none",
-        thresholds=thresholds,
-        color_mode=model.FieldColorModeId.THRESHOLDS,
-        mappings=mappings,
-    )
     return (
-        panel.fill_opacity(70)
-        .hide_from(common_b.HideSeriesConfig().legend(False).tooltip(False).viz(False))
+        _base(
+            panel,
+            title,
+            description,
+            targets,
+            unit="none",
+            thresholds=thresholds,
+            instant=False,
+            mappings=mappings,
+        )
+        .fill_opacity(70)
+        .hide_from(_shown())
         .line_width(0)
         .align_value(common.TimelineValueAlignment.LEFT)
-        .legend(
-            common_b.VizLegendOptions()
-            .display_mode(common.LegendDisplayMode.LIST)
-            .placement(common.LegendPlacement.BOTTOM)
-            .show_legend(False)
-        )
+        .legend(_legend(show=False))
         .merge_values(True)
         .row_height(0.9)
         .show_value(common.VisibilityMode.AUTO)
-        .tooltip(
-            common_b.VizTooltipOptions().mode(common.TooltipDisplayMode.SINGLE).sort(common.SortOrder.NONE)
-        )
+        .tooltip(_tooltip(common.TooltipDisplayMode.SINGLE, common.SortOrder.NONE))
     )
 
 
@@ -349,20 +314,19 @@ def bargauge(
     thresholds: dashboard_b.ThresholdsConfig,
 ) -> bargauge_b.Panel:
     panel = bargauge_b.Panel()
-    _common(
-        panel,
-        title,
-        description,
-        targets,
-        instant=True,
-        unit=unit,
-        thresholds=thresholds,
-        color_mode=model.FieldColorModeId.THRESHOLDS,
-        decimals=0,
-        min_=0,
-    )
     return (
-        panel.display_mode(common.BarGaugeDisplayMode.GRADIENT)
+        _base(
+            panel,
+            title,
+            description,
+            targets,
+            unit=unit,
+            thresholds=thresholds,
+            instant=True,
+            decimals=0,
+            min_=0,
+        )
+        .display_mode(common.BarGaugeDisplayMode.GRADIENT)
         .max_viz_height(300)
         .min_viz_height(16)
         .min_viz_width(8)
@@ -387,20 +351,19 @@ def table(
     """Instant queries in table format, merged into one table (one column per query)."""
     for tgt in targets:
         tgt.format(prometheus.PromQueryFormat.TABLE)
-    panel = table_b.Panel()
-    _common(
-        panel,
-        title,
-        description,
-        targets,
-        instant=True,
-        unit=unit,
-        thresholds=thresholds,
-        color_mode=model.FieldColorModeId.THRESHOLDS,
-        decimals=0,
-    )
+    organize = {"excludeByName": {"Time": True}, "renameByName": dict(renames)}
     return (
-        panel.cell_height(common.TableCellHeight.SM)
+        _base(
+            table_b.Panel(),
+            title,
+            description,
+            targets,
+            unit=unit,
+            thresholds=thresholds,
+            instant=True,
+            decimals=0,
+        )
+        .cell_height(common.TableCellHeight.SM)
         .footer(common_b.TableFooterOptions().count_rows(False).reducer(["sum"]).show(True))
         .show_header(True)
         .align(common.FieldTextAlignment.AUTO)
@@ -409,13 +372,31 @@ def table(
         .transformations(
             [
                 model.DataTransformerConfig(id_val="merge", options={}),
-                model.DataTransformerConfig(
-                    id_val="organize",
-                    options={"excludeByName": {"Time": True}, "renameByName": dict(renames)},
-                ),
+                model.DataTransformerConfig(id_val="organize", options=organize),
             ]
         )
     )
+
+
+def _reduce_last() -> common_b.ReduceDataOptions:
+    return common_b.ReduceDataOptions().calcs(["lastNotNull"]).fields("").values(False)
+
+
+def _shown() -> common_b.HideSeriesConfig:
+    return common_b.HideSeriesConfig().legend(False).tooltip(False).viz(False)
+
+
+def _legend(*, show: bool) -> common_b.VizLegendOptions:
+    return (
+        common_b.VizLegendOptions()
+        .display_mode(common.LegendDisplayMode.LIST)
+        .placement(common.LegendPlacement.BOTTOM)
+        .show_legend(show)
+    )
+
+
+def _tooltip(mode: common.TooltipDisplayMode, sort: common.SortOrder) -> common_b.VizTooltipOptions:
+    return common_b.VizTooltipOptions().mode(mode).sort(sort)
 
 
 # --------------------------------------------------------------------------- what the 10.4 schema lacks

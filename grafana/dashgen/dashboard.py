@@ -9,7 +9,7 @@ from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models import dashboard as model
 
 from .blocks import DS, SVC, PrometheusAnnotationBuilder, QueryVariable
-from .detail import liveness_row, memory_row, restarts_row, slo_row, trading_row
+from .detail import MANUAL, liveness_row, memory_row, restarts_row, slo_row, trading_row
 from .overview import status_row
 from .pipeline import discord_row, health_row, response_row
 
@@ -53,7 +53,7 @@ def annotation_queries() -> list[dashboard_b.AnnotationQuery]:
         .type("dashboard"),
         prom(
             "Unplanned restarts",
-            f'max by (service, cause) (trader:restarts:delta1m{{{SVC},cause!="manual"}}) > 0',
+            f'max by (service, cause) (trader:restarts:delta1m{{{SVC},cause!="{MANUAL}"}}) > 0',
             color="red",
             title="Restart: {{cause}}",
             text="{{service}} restarted unplanned (cause {{cause}}); investigation and fix follow.",
@@ -61,7 +61,7 @@ def annotation_queries() -> list[dashboard_b.AnnotationQuery]:
         ),
         prom(
             "Manual restarts",
-            f'max by (service) (trader:restarts:delta1m{{{SVC},cause="manual"}}) > 0',
+            f'max by (service) (trader:restarts:delta1m{{{SVC},cause="{MANUAL}"}}) > 0',
             color="blue",
             title="Manual restart",
             text="{{service}} was restarted by an operator.",

@@ -6,6 +6,7 @@ from grafana_foundation_sdk.builders.dashboard import Dashboard, Row
 from grafana_foundation_sdk.models.common import GraphThresholdsStyleMode
 
 from restartguard import policy
+from restartguard.taxonomy import Cause
 
 from . import text as t
 from .blocks import (
@@ -30,15 +31,17 @@ from .blocks import (
 DASHED = GraphThresholdsStyleMode.DASHED
 LINE_AREA = GraphThresholdsStyleMode.LINE_AND_AREA
 
-CAUSE_COLORS = {
-    "oom": "purple",
-    "exception": "red",
-    "api_timeout": "orange",
-    "systemd_kill": "dark-red",
-    "supervisor_conflict": "yellow",
-    "manual": "blue",
-    "other": "#8e8e8e",
+#: One fixed colour per cause of the taxonomy (tests check none is missing).
+CAUSE_COLORS: dict[str, str] = {
+    Cause.OOM: "purple",
+    Cause.EXCEPTION: "red",
+    Cause.API_TIMEOUT: "orange",
+    Cause.SYSTEMD_KILL: "dark-red",
+    Cause.SUPERVISOR_CONFLICT: "yellow",
+    Cause.MANUAL: "blue",
+    Cause.OTHER: "#8e8e8e",
 }
+MANUAL = Cause.MANUAL.value
 #: Any unplanned restart is red on the restart panels (the daily policy allows DAILY_RESTARTS_MAX).
 RESTARTS_RED = policy.DAILY_RESTARTS_MAX + 1
 
@@ -89,7 +92,7 @@ def restarts_row(dash: Dashboard) -> None:
         f"Unplanned restarts by cause, rolling 24 h (escalate at {t.SAME_CAUSE} of one cause)",
         "Unplanned restarts in the preceding 24 h per cause (trader:restarts:increase24h). "
         f"{t.SAME_CAUSE} of the same cause escalate to the owner.",
-        [target(f'sum by (cause) (trader:restarts:increase24h{{{SVC},cause!="manual"}})', "{{cause}}")],
+        [target(f'sum by (cause) (trader:restarts:increase24h{{{SVC},cause!="{MANUAL}"}})', "{{cause}}")],
         "short",
         steps(("green", None), ("orange", RESTARTS_RED), ("red", policy.SAME_CAUSE_COUNT)),
         show_thresholds=DASHED,
@@ -139,7 +142,7 @@ def restarts_row(dash: Dashboard) -> None:
         stat(
             "Manual restarts 24 h",
             "Planned restarts by an operator in the last 24 h: counted, never escalated.",
-            [target(f'round(sum(trader:restarts:increase24h{{{SVC},cause="manual"}}))', "manual")],
+            [target(f'round(sum(trader:restarts:increase24h{{{SVC},cause="{MANUAL}"}}))', "manual")],
             "short",
             steps(("blue", None)),
             decimals=0,
