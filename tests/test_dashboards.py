@@ -33,6 +33,9 @@ from dashboard_queries import (
     substitute,
 )
 
+from restartguard import policy
+from restartguard.taxonomy import ALL_CAUSES
+
 ROOT = Path(__file__).resolve().parents[1]
 GENERATOR_PATH = ROOT / "grafana" / "generate_dashboard.py"
 RULES_PATH = ROOT / "prometheus" / "rules.yml"
@@ -82,8 +85,6 @@ RATE_FUNCTIONS = frozenset({"rate", "irate", "increase", "delta", "idelta"})
 RATE_INTERVAL_SENTINEL = ("7m13s", timedelta(minutes=7, seconds=13))
 RANGE_SENTINEL = ("5h17m", timedelta(hours=5, minutes=17))
 SERVICE_SENTINEL = "svc-sentinel"
-
-UPTIME_GOAL_SECONDS = 7 * 24 * 3600
 
 
 # --------------------------------------------------------------------------- helpers
@@ -410,16 +411,19 @@ def test_instant_flags_match_panel_types(dashboard: dict[str, Any]) -> None:
 # --------------------------------------------------------------------------- policy thresholds
 
 # metric (or recording rule) → threshold value the policy sets for any panel showing it.
+FIRST_UNPLANNED_RESTART = float(policy.DAILY_RESTARTS_MAX + 1)
 POLICY_THRESHOLDS = {
-    "trader_memory_usage_ratio": 0.8,
-    "trader:trade_success:ratio24h": 0.5,
-    "trader:availability:ratio_rate30d": 0.999,
-    "trader:availability:ratio_rate1d": 0.999,
-    "trader:availability:ratio_rate1h": 0.999,
-    "trader_uptime_seconds": float(UPTIME_GOAL_SECONDS),
-    "trader:restarts_unplanned:increase24h": 1.0,
-    "trader:restarts_unplanned:increase1h": 1.0,
-    "trader:restarts:delta1m": 1.0,
+    "trader_memory_usage_ratio": policy.MEMORY_USAGE_MAX_RATIO,
+    "trader:trade_success:ratio24h": policy.TRADE_SUCCESS_MIN_RATIO,
+    "trader:availability:ratio_rate30d": policy.AVAILABILITY_SLO,
+    "trader:availability:ratio_rate1d": policy.AVAILABILITY_SLO,
+    "trader:availability:ratio_rate1h": policy.AVAILABILITY_SLO,
+    "trader_uptime_seconds": float(policy.UPTIME_GOAL_SECONDS),
+    "trader_last_log_timestamp_seconds": float(policy.STALL_SECONDS),
+    "trader_data_disk_free_ratio": policy.DATA_DISK_FREE_MIN_RATIO,
+    "trader:restarts_unplanned:increase24h": FIRST_UNPLANNED_RESTART,
+    "trader:restarts_unplanned:increase1h": FIRST_UNPLANNED_RESTART,
+    "trader:restarts:delta1m": FIRST_UNPLANNED_RESTART,
 }
 
 
@@ -440,16 +444,22 @@ def test_policy_thresholds_are_drawn(dashboard: dict[str, Any]) -> None:
     assert seen == set(POLICY_THRESHOLDS), f"no panel shows {set(POLICY_THRESHOLDS) - seen}"
 
 
-def test_escalation_threshold_drawn_on_rolling_restart_panels(dashboard: dict[str, Any]) -> None:
+@pytest.mark.parametrize(
+    ("metric", "escalate_at"),
+    [
+        ("trader:restarts_unplanned:increase1h", policy.RESTART_STORM_COUNT),
+        ("trader:restarts:increase24h", policy.SAME_CAUSE_COUNT),
+    ],
+)
+def test_escalation_threshold_drawn_on_rolling_restart_panels(
+    dashboard: dict[str, Any], metric: str, escalate_at: int
+) -> None:
     rolling = [
-        p
-        for p in _query_panels(dashboard)
-        if p["type"] == "timeseries"
-        and _panel_metrics(p) & {"trader:restarts_unplanned:increase1h", "trader:restarts:increase24h"}
+        p for p in _query_panels(dashboard) if p["type"] == "timeseries" and metric in _panel_metrics(p)
     ]
-    assert len(rolling) >= 2
+    assert rolling
     for panel in rolling:
-        assert 3.0 in _threshold_values(panel), panel["title"]
+        assert float(escalate_at) in _threshold_values(panel), panel["title"]
 
 
 def test_memory_bytes_panel_draws_80_percent_of_limit(dashboard: dict[str, Any]) -> None:
@@ -459,7 +469,10 @@ def test_memory_bytes_panel_draws_80_percent_of_limit(dashboard: dict[str, Any])
         if p["fieldConfig"]["defaults"]["unit"] == "bytes"
         for t in p["targets"]
     ]
-    assert any(e.startswith("0.8 * ") and "trader_memory_limit_bytes" in e for e in exprs)
+    assert any(
+        e.startswith(f"{policy.MEMORY_USAGE_MAX_RATIO} * ") and "trader_memory_limit_bytes" in e
+        for e in exprs
+    )
 
 
 # --------------------------------------------------------------------------- provisioning
@@ -487,3 +500,11 @@ def test_dashboard_provisioning() -> None:
     assert path.startswith("/") and "dashboards" in path
     assert provider.get("folder")
     json.loads(DASHBOARD_PATH.read_text(encoding="utf-8"))  # loaded as-is
+
+
+def test_every_cause_has_its_own_colour(dashboard: dict[str, Any]) -> None:
+    (panel,) = [p for p in _query_panels(dashboard) if p["title"] == "Restarts by cause"]
+    coloured = {
+        o["matcher"]["options"] for o in panel["fieldConfig"]["overrides"] if o["matcher"]["id"] == "byName"
+    }
+    assert coloured == {c.value for c in ALL_CAUSES}
