@@ -11,13 +11,10 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from restartguard.errors import ConfigError
+from restartguard.paths import TOKEN_ENV, TOKEN_FILE_ENV, WEBHOOK_ENV, WEBHOOK_FILE_ENV
 
 log = logging.getLogger(__name__)
 
-TOKEN_ENV = "RESTARTGUARD_TOKEN"  # noqa: S105 - a variable name
-TOKEN_FILE_ENV = "RESTARTGUARD_TOKEN_FILE"  # noqa: S105
-WEBHOOK_ENV = "RESTARTGUARD_DISCORD_WEBHOOK_URL"
-WEBHOOK_FILE_ENV = "RESTARTGUARD_DISCORD_WEBHOOK_URL_FILE"
 MIN_TOKEN_LENGTH = 16
 
 

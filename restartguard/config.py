@@ -18,11 +18,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from restartguard import paths
 from restartguard.errors import ConfigError
 from restartguard.netaddr import parse_listen
 from restartguard.receiver_config import ReceiverSettings
+from restartguard.systemd_values import check_service_name
 
-DEFAULT_CONFIG_PATHS = ("restartguard.yml", "/etc/restartguard/restartguard.yml")
+DEFAULT_CONFIG_PATHS = ("restartguard.yml", str(paths.CONFIG_FILE))
 DEFAULT_START_PATTERN = r"Bot booting|Starting (?:the )?(?:trader|bot)|trader started|起動"
 
 
@@ -99,7 +101,7 @@ class ProcessSettings(_Strict):
 
 class ExporterSettings(_Strict):
     listen: str = "127.0.0.1:9816"
-    state_dir: Path = Path("/var/lib/restartguard/exporter")
+    state_dir: Path = Path(paths.EXPORTER_STATE.path)
     settle_seconds: float = Field(default=10.0, ge=0, le=600)
     poll_interval_seconds: float = Field(default=5.0, gt=0, le=300)
     merge_window_seconds: float = Field(default=30.0, gt=0, le=600)
@@ -115,7 +117,7 @@ class ReportSettings(_Strict):
     """The weekly review (``restartguard report --weekly``)."""
 
     prometheus_url: str | None = None  # e.g. http://127.0.0.1:9090; None = use logs + incident store
-    out_dir: Path = Path("/var/lib/restartguard/reports")
+    out_dir: Path = Path(paths.REPORTS.path)
     language: Literal["ja", "en"] = "ja"
 
     @field_validator("prometheus_url")
@@ -137,6 +139,11 @@ class Settings(_Strict):
     exporter: ExporterSettings = Field(default_factory=ExporterSettings)
     receiver: ReceiverSettings = Field(default_factory=ReceiverSettings)
     report: ReportSettings = Field(default_factory=ReportSettings)
+
+    @field_validator("unit")
+    @classmethod
+    def _unit(cls, value: str) -> str:
+        return check_service_name(value)
 
     @property
     def service_name(self) -> str:
@@ -198,7 +205,9 @@ def load_settings(path: Path | str | None) -> Settings:
     try:
         text = p.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ConfigError("--config", str(p), "file not found") from None
+        raise ConfigError("--config", str(p), "file not found; check the path") from None
+    except IsADirectoryError:
+        raise ConfigError("--config", str(p), "is a directory; give the path of the YAML file") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError("--config", str(p), f"cannot be read: {exc}") from None
     try:

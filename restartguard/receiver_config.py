@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from restartguard import policy
+from restartguard import paths, policy
 from restartguard.netaddr import parse_listen
 from restartguard.systemd_values import (
     MEMORY_KEYS,
@@ -207,7 +207,7 @@ class TraderConfigFile(_Strict):
 
 class ReceiverSettings(_Strict):
     listen: str = "127.0.0.1:9817"
-    state_dir: Path = Path("/var/lib/restartguard/receiver")
+    state_dir: Path = Path(paths.RECEIVER_STATE.path)
     dry_run: bool = False
 
     # Messages

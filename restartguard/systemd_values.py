@@ -190,3 +190,32 @@ def environment_of_show(text: str) -> dict[str, str]:
         if eq:
             out[name] = val
     return out
+
+
+# systemd's unit_name_is_valid() (src/basic/unit-name.c, VALID_CHARS in unit-name.h): a prefix of
+# [A-Za-z0-9:_.\-], an optional "@instance" of the same characters plus "@", a ".suffix" naming a
+# unit type; 255 characters at most (UNIT_NAME_MAX 256 with the NUL).
+_UNIT_CHARS = r"[A-Za-z0-9:_.\\-]"
+_SERVICE_NAME_RE = re.compile(rf"^{_UNIT_CHARS}+(?:@[A-Za-z0-9:_.\\@-]+)?\.service$")
+UNIT_NAME_MAX = 255
+
+
+def check_service_name(name: str) -> str:
+    """A runnable systemd service unit name (``bitget-bot.service``, ``bot@main.service``), as
+    systemd itself accepts it; anything else (spaces, ``;``, ``/``, a template without instance) is
+    refused with what to write instead."""
+    example = "write the name `systemctl status` shows, e.g. bitget-bot.service"
+    bad = sorted({c for c in name if not re.fullmatch(r"[A-Za-z0-9:_.\\@-]", c)})
+    if bad:
+        shown = " ".join(repr(c) for c in bad)
+        raise ValueError(f"not a valid systemd unit name: it may not contain {shown}; {example}")
+    if len(name) > UNIT_NAME_MAX:
+        raise ValueError(f"a systemd unit name has at most {UNIT_NAME_MAX} characters")
+    if not name.endswith(".service"):
+        hint = f"; did you mean {name}.service?" if _SERVICE_NAME_RE.match(f"{name}.service") else ""
+        raise ValueError(f"must be a service unit name ending in .service, e.g. bitget-bot.service{hint}")
+    if name.startswith(("-", ".")) or "@.service" in name or not _SERVICE_NAME_RE.match(name):
+        raise ValueError(
+            f"not a valid systemd unit name (a template needs an instance: name@x.service); {example}"
+        )
+    return name

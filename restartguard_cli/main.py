@@ -6,79 +6,232 @@ import argparse
 import importlib
 import sys
 from collections.abc import Callable, Sequence
-from typing import NoReturn
+from typing import Any, NoReturn
 
-from restartguard.config import load_settings
+from restartguard.config import Settings, load_settings
 from restartguard.errors import ConfigError, RestartguardError, UsageError
+from restartguard.paths import (
+    CONFIG_FILE,
+    RECEIVER_TOKEN,
+    TOKEN_ENV,
+    TOKEN_FILE_ENV,
+    WEBHOOK_ENV,
+    WEBHOOK_FILE_ENV,
+)
 from restartguard_cli.exits import EXIT_FAIL, EXIT_OK, EXIT_USAGE
+from restartguard_cli.inputs import require_file, stdout_gone
+
+CONFIG_HELP = (
+    f"the configuration file (default: ./restartguard.yml if present, else {CONFIG_FILE} if present, "
+    "else built-in defaults)"
+)
+_DEFAULTS = Settings()
 
 
 class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
+        super().__init__(*args, **kwargs)
+
     def error(self, message: str) -> NoReturn:
-        self.print_usage(sys.stderr)
-        raise UsageError(f"{self.prog}: {message}")
+        # One line: what is wrong, and where the flags are described.
+        raise UsageError(f"{self.prog}: {message} (see: {self.prog} --help)")
+
+
+def _examples(*lines: str) -> str:
+    return "example" + ("s" if len(lines) > 1 else "") + ":\n" + "\n".join(f"  {line}" for line in lines)
+
+
+def _add_sources(p: argparse.ArgumentParser, *, many_journals: bool = True) -> None:
+    if many_journals:
+        p.add_argument(
+            "--journal-json",
+            action="append",
+            default=[],
+            metavar="FILE",
+            help="a saved `journalctl -u UNIT -o json` file; repeatable (default: none)",
+        )
+    p.add_argument(
+        "--log",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="the trader's own log file; repeatable (default: none, or log.paths of the configuration)",
+    )
+    p.add_argument(
+        "--unit",
+        metavar="UNIT",
+        help=f"the trader's systemd unit (default: `unit` of the configuration, {_DEFAULTS.unit})",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(
-        prog="restartguard", description="Restart-response observability for a systemd-run trading bot."
+        prog="restartguard",
+        description="Restart-response observability for a systemd-run trading bot.",
+        epilog="Every command: exit 0 success, 1 failure (diagnose: unplanned restarts), 2 usage or "
+        "configuration error.\nSee `restartguard COMMAND --help` for each command's flags.",
     )
-    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser, metavar="COMMAND")
 
-    inv = sub.add_parser("investigate", help="investigate saved logs: restarts, causes, escalation")
-    inv.add_argument("--config")
-    inv.add_argument("--journal-json", action="append", default=[], metavar="FILE")
-    inv.add_argument("--log", action="append", default=[], metavar="FILE")
-    inv.add_argument("--unit")
-    inv.add_argument("--since")
-    inv.add_argument("--until")
-    inv.add_argument("--log-tz", metavar="TZNAME")
-    inv.add_argument("--start-pattern", metavar="REGEX")
-    inv.add_argument("--json", action="store_true")
+    inv = sub.add_parser(
+        "investigate",
+        help="investigate saved logs: restarts, causes, escalation",
+        description="Find every restart in saved logs, with its cause and evidence, and whether the "
+        "policy escalates.\nInputs: --journal-json and/or --log (default: the configuration's sources).",
+        epilog=_examples(
+            "journalctl -u bitget-bot.service -o json --since -1d > journal.json",
+            "restartguard investigate --journal-json journal.json --log /opt/trader/logs/trader-v2.log "
+            "--log-tz Asia/Tokyo --json",
+        ),
+    )
+    inv.add_argument("--config", metavar="FILE", help=CONFIG_HELP)
+    _add_sources(inv)
+    inv.add_argument(
+        "--since",
+        metavar="TIME",
+        help="ignore restarts before this ISO 8601 time; a time without zone is local (default: no limit)",
+    )
+    inv.add_argument(
+        "--until", metavar="TIME", help="ignore restarts after this ISO 8601 time (default: no limit)"
+    )
+    inv.add_argument(
+        "--log-tz",
+        metavar="TZNAME",
+        help="IANA zone of the log's naive timestamps, e.g. Asia/Tokyo (default: log.timezone of the "
+        "configuration, else the host's zone)",
+    )
+    inv.add_argument(
+        "--start-pattern",
+        metavar="REGEX",
+        help="regular expression of the trader's startup banner (default: log.start_pattern of the "
+        "configuration)",
+    )
+    inv.add_argument("--json", action="store_true", help="print one JSON object (default: a readable report)")
 
-    exp = sub.add_parser("exporter", help="serve /metrics")
-    exp.add_argument("--config")
-    exp.add_argument("--listen", metavar="HOST:PORT")
-    exp.add_argument("--log", action="append", default=[], metavar="FILE")
-    exp.add_argument("--journal-json", metavar="FILE")
-    exp.add_argument("--unit")
-    exp.add_argument("--state-dir")
+    exp = sub.add_parser(
+        "exporter",
+        help="serve /metrics",
+        description="Follow the journal and the trader's log, count each restart once with its cause, "
+        "and serve /metrics for Prometheus.",
+        epilog=_examples("restartguard exporter --config /etc/restartguard/restartguard.yml"),
+    )
+    exp.add_argument("--config", metavar="FILE", help=CONFIG_HELP)
+    exp.add_argument(
+        "--listen",
+        metavar="HOST:PORT",
+        help=f"address to serve /metrics on (default: exporter.listen, {_DEFAULTS.exporter.listen})",
+    )
+    _add_sources(exp, many_journals=False)
+    exp.add_argument(
+        "--journal-json",
+        metavar="FILE",
+        help="follow this growing file of `journalctl -o json` lines instead of running journalctl "
+        "(default: journal.json_file of the configuration, else journalctl)",
+    )
+    exp.add_argument(
+        "--state-dir",
+        metavar="DIR",
+        help=f"where counters and read positions persist (default: exporter.state_dir, "
+        f"{_DEFAULTS.exporter.state_dir})",
+    )
 
-    rcv = sub.add_parser("receiver", help="serve the Alertmanager webhook receiver")
-    rcv.add_argument("--config")
-    rcv.add_argument("--listen", metavar="HOST:PORT")
-    rcv.add_argument("--state-dir")
-    rcv.add_argument("--dry-run", action="store_true")
+    rcv = sub.add_parser(
+        "receiver",
+        help="serve the Alertmanager webhook receiver",
+        description="Receive Alertmanager's webhooks: investigate, fix within bounds, report to Discord, "
+        f"escalate.\nNeeds {TOKEN_ENV} or {TOKEN_FILE_ENV}; the Discord webhook URL comes from "
+        f"{WEBHOOK_ENV} or {WEBHOOK_FILE_ENV}.",
+        epilog=_examples(
+            f"{TOKEN_FILE_ENV}={RECEIVER_TOKEN.path} restartguard receiver --config "
+            "/etc/restartguard/restartguard.yml --dry-run"
+        ),
+    )
+    rcv.add_argument("--config", metavar="FILE", help=CONFIG_HELP)
+    rcv.add_argument(
+        "--listen",
+        metavar="HOST:PORT",
+        help=f"address of the webhook (default: receiver.listen, {_DEFAULTS.receiver.listen})",
+    )
+    rcv.add_argument(
+        "--state-dir",
+        metavar="DIR",
+        help=f"incident store, reports and fix history (default: receiver.state_dir, "
+        f"{_DEFAULTS.receiver.state_dir})",
+    )
+    rcv.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="plan and report fixes without changing anything (default: receiver.dry_run, "
+        f"{str(_DEFAULTS.receiver.dry_run).lower()})",
+    )
 
-    diag = sub.add_parser("diagnose", help="hourly self-check: exit 1 when there were unplanned restarts")
-    diag.add_argument("--config")
-    diag.add_argument("--window", default="1h", help="look-back window, e.g. 1h, 30m, 24h (default 1h)")
-    diag.add_argument("--journal-json", action="append", default=[], metavar="FILE")
-    diag.add_argument("--log", action="append", default=[], metavar="FILE")
-    diag.add_argument("--unit")
-    diag.add_argument("--json", action="store_true")
+    diag = sub.add_parser(
+        "diagnose",
+        help="hourly self-check: exit 1 when there were unplanned restarts",
+        description="Look back --window over the configured sources (or the given files); exit 1 when "
+        "there were unplanned restarts, 0 when there were none.",
+        epilog=_examples("restartguard diagnose --config /etc/restartguard/restartguard.yml --window 1h"),
+    )
+    diag.add_argument("--config", metavar="FILE", help=CONFIG_HELP)
+    diag.add_argument(
+        "--window",
+        default="1h",
+        metavar="DURATION",
+        help="look-back window: a number and s, m, h or d, e.g. 30m, 1h, 24h (default: 1h)",
+    )
+    _add_sources(diag)
+    diag.add_argument(
+        "--json", action="store_true", help="print one JSON object (default: a readable report)"
+    )
 
-    rep = sub.add_parser("report", help="weekly review")
-    rep.add_argument("--config")
-    rep.add_argument("--weekly", action="store_true")
-    rep.add_argument("--out", metavar="DIR")
-    rep.add_argument("--send", action="store_true", help="post the review to Discord")
+    rep = sub.add_parser(
+        "report",
+        help="weekly review",
+        description="Write the weekly review (Markdown and chart): restarts by cause, whether fixes "
+        "worked, availability, memory, trades.",
+        epilog=_examples("restartguard report --weekly --out ./reports --send"),
+    )
+    rep.add_argument("--config", metavar="FILE", help=CONFIG_HELP)
+    rep.add_argument("--weekly", action="store_true", help="the weekly review (required; default: off)")
+    rep.add_argument(
+        "--out",
+        metavar="DIR",
+        help=f"directory to write the review into, created if missing (default: report.out_dir, "
+        f"{_DEFAULTS.report.out_dir})",
+    )
+    rep.add_argument(
+        "--send", action="store_true", help=f"also post the review to Discord ({WEBHOOK_ENV}; default: off)"
+    )
 
     demo = sub.add_parser(
-        "demo", help="run the whole loop locally with a simulated trader", add_help=False, prefix_chars="\0"
+        "demo",
+        help="run the whole loop locally with a simulated trader (source checkout only)",
+        add_help=False,
+        prefix_chars="\0",
+        description="The demo lives in a source checkout's lab/ folder: `make demo` in a clone.",
     )
     demo.add_argument(
-        "demo_args", nargs=argparse.REMAINDER, help="options of the demo (see: restartguard demo --help)"
+        "demo_args",
+        nargs=argparse.REMAINDER,
+        help="options of the demo (see: restartguard demo --help; default: none)",
     )
 
-    chk = sub.add_parser("check-config", help="validate restartguard.yml")
-    chk.add_argument("--config")
-    chk.add_argument("path", nargs="?")
+    chk = sub.add_parser(
+        "check-config",
+        help="validate restartguard.yml",
+        description="Validate the configuration; a bad file fails with the key, the value and why (exit 2).",
+        epilog=_examples("restartguard check-config /etc/restartguard/restartguard.yml"),
+    )
+    chk.add_argument("--config", metavar="FILE", help=CONFIG_HELP)
+    chk.add_argument("path", nargs="?", metavar="FILE", help="the file to check (default: as --config)")
     return p
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
     path = args.path or args.config
+    if path is not None:
+        require_file(path, flag="check-config" if args.path else "--config", what="configuration file")
     settings = load_settings(path)
     print(f"configuration OK: unit={settings.unit} service={settings.service_name}")
     return EXIT_OK
@@ -116,18 +269,28 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return result
 
 
+def _say(message: str) -> None:
+    """One line on stderr, prefixed "restartguard: " once."""
+    text = " ".join(str(message).split())
+    print(text if text.startswith("restartguard") else f"restartguard: {text}", file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         return run_command(args.command, args)
     except ConfigError as exc:
-        print(f"restartguard: configuration error: {exc}", file=sys.stderr)
+        _say(f"configuration error: {exc}")
         return EXIT_USAGE
     except UsageError as exc:
-        print(f"restartguard: {exc}", file=sys.stderr)
+        _say(str(exc))
         return EXIT_USAGE
+    except BrokenPipeError:
+        # The reader went away (`restartguard investigate | head -1`): not an error, say nothing.
+        stdout_gone()
+        return EXIT_OK
     except RestartguardError as exc:
-        print(f"restartguard: {exc}", file=sys.stderr)
+        _say(str(exc))
         return EXIT_FAIL
     except KeyboardInterrupt:
         return 130

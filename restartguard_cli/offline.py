@@ -7,13 +7,13 @@ import json
 import re
 import sys
 from datetime import UTC, datetime, timedelta, tzinfo
-from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from restartguard.config import Settings, load_settings, resolve_tz
 from restartguard.durations import parse_duration
 from restartguard.errors import UsageError
 from restartguard_cli.exits import EXIT_FAIL, EXIT_OK
+from restartguard_cli.inputs import emit, require_file
 from restartguard_cli.investigation_text import render_investigation
 from rootcause.investigation import investigate, investigate_settings, read_journal_file, rules_from_settings
 
@@ -42,7 +42,7 @@ def parse_window(value: str) -> timedelta:
     try:
         return parse_duration(value)
     except UsageError as exc:
-        raise UsageError(f"--window: {exc}") from None
+        raise UsageError(f"--window {value}: {exc}") from None
 
 
 def _investigate_args(
@@ -55,11 +55,10 @@ def _investigate_args(
     log_tz: tzinfo | None = None,
 ) -> dict[str, object]:
 
-    entries = [e for f in args.journal_json for e in read_journal_file(Path(f))]
-    logs = [Path(p) for p in args.log]
-    for path in logs:
-        if not path.is_file():
-            raise UsageError(f"--log: no such file: {path}")
+    entries = [
+        e for f in args.journal_json for e in read_journal_file(require_file(f, flag="--journal-json"))
+    ]
+    logs = [require_file(p, flag="--log", what="log file") for p in args.log]
     return {
         "journal_entries": entries,
         "log_files": logs,
@@ -81,8 +80,7 @@ def cmd_investigate(args: argparse.Namespace) -> int:
         except re.error as exc:
             raise UsageError(f"--start-pattern: not a valid regular expression: {exc}") from None
     for f in args.journal_json:
-        if not Path(f).is_file():
-            raise UsageError(f"--journal-json: no such file: {f}")
+        require_file(f, flag="--journal-json", what="journal JSON file")
     since = parse_time(args.since, flag="--since") if args.since else None
     until = parse_time(args.until, flag="--until") if args.until else None
     if since and until and until < since:
@@ -92,12 +90,14 @@ def cmd_investigate(args: argparse.Namespace) -> int:
         args, settings, since=since, until=until, start_pattern=args.start_pattern, log_tz=log_tz
     )
     result = investigate(**kwargs)  # type: ignore[arg-type]
-    for warning in result.warnings:
-        print(f"restartguard: warning: {warning}", file=sys.stderr)
     if args.json:
-        print(json.dumps(result.to_json(), ensure_ascii=False, indent=1))
+        # The text report carries its warnings; JSON carries them in "warnings" and, for the
+        # person at the terminal, once on stderr.
+        for warning in result.warnings:
+            print(f"restartguard: warning: {warning}", file=sys.stderr)
+        emit(json.dumps(result.to_json(), ensure_ascii=False, indent=1))
     else:
-        print(render_investigation(result, since=since, until=until))
+        emit(render_investigation(result, since=since, until=until))
     return EXIT_OK
 
 
@@ -116,9 +116,8 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
         out = result.to_json()
         out["window_seconds"] = window.total_seconds()
         out["unplanned"] = len(unplanned)
-        print(json.dumps(out, ensure_ascii=False, indent=1))
+        emit(json.dumps(out, ensure_ascii=False, indent=1))
     else:
-        print(render_investigation(result, since=since, until=now))
-        print()
-        print(f"unplanned restarts in the last {args.window}: {len(unplanned)}")
+        emit(render_investigation(result, since=since, until=now))
+        emit(f"\nunplanned restarts in the last {args.window}: {len(unplanned)}")
     return EXIT_FAIL if unplanned else EXIT_OK
