@@ -21,6 +21,7 @@ from exporter.sources import JournalctlSource, JournalFileSource, LogFileSource,
 from exporter.state import JsonState
 from restartguard.config import Settings, load_settings, parse_listen
 from restartguard.errors import UsageError
+from restartguard.paths import describe_bind_error, ensure_state_dir
 from rootcause.investigation import rules_from_settings
 
 log = logging.getLogger("restartguard.exporter")
@@ -42,7 +43,7 @@ def apply_flags(settings: Settings, args: argparse.Namespace) -> Settings:
         try:
             parse_listen(args.listen)
         except ValueError as exc:
-            raise UsageError(f"--listen: {exc}") from None
+            raise UsageError(f"--listen {args.listen}: {exc}, e.g. 127.0.0.1:9816") from None
         exp_upd["listen"] = args.listen
     if getattr(args, "state_dir", None):
         exp_upd["state_dir"] = Path(args.state_dir)
@@ -112,12 +113,20 @@ def run_exporter(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = apply_flags(load_settings(args.config), args)
     host, port = parse_listen(settings.exporter.listen)
+    ensure_state_dir(
+        settings.exporter.state_dir, source="--state-dir" if args.state_dir else "exporter.state_dir"
+    )
     registry = CollectorRegistry()
     core, _ = build(settings, registry)
     polls = core.catch_up()  # backfill before the first scrape
     log.info("caught up with the sources in %d poll(s)", polls)
     release_free_memory()
-    server, _thread = start_http_server(port, host, registry=registry)
+    try:
+        server, _thread = start_http_server(port, host, registry=registry)
+    except OSError as exc:
+        core.close()
+        source = "--listen" if args.listen else "exporter.listen"
+        raise UsageError(describe_bind_error(settings.exporter.listen, exc, source=source)) from None
     log.info("serving /metrics on http://%s:%d/metrics", host, server.server_port)
     stop = threading.Event()
 

@@ -9,9 +9,13 @@ paths in the shipped files.
 
 from __future__ import annotations
 
+import errno
+import os
 import sys
 from dataclasses import dataclass
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
+
+from restartguard.errors import UsageError
 
 ETC = PurePosixPath("/etc/restartguard")
 VAR = PurePosixPath("/var/lib/restartguard")
@@ -96,6 +100,36 @@ REPORTS = StateDir(
     holds="weekly reviews (Markdown and chart)",
 )
 STATE_DIRS = (EXPORTER_STATE, RECEIVER_STATE, REPORTS)
+
+
+def ensure_state_dir(path: Path, *, source: str, what: str = "a directory") -> Path:
+    """Create ``path`` (with parents) and check that this user may write there. ``source`` names
+    where the path came from (``--state-dir`` or ``exporter.state_dir``) for the one-line error."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise UsageError(f"{source} {path}: exists and is not a directory; give {what}") from None
+    except OSError as exc:
+        raise UsageError(
+            f"{source} {path}: cannot create it ({exc.strerror}); create it writable by this user "
+            f"or give {what}"
+        ) from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise UsageError(f"{source} {path}: not writable by this user; fix its owner or give {what}")
+    return path
+
+
+def describe_bind_error(listen: str, exc: OSError, *, source: str) -> str:
+    """One line for a listener that could not bind: what, why, what to do."""
+    if exc.errno == errno.EADDRINUSE:
+        why = "the address is already in use (another process listens there: `ss -ltnp` shows which)"
+    elif exc.errno == errno.EACCES:
+        why = "permission denied (ports below 1024 need privileges)"
+    elif exc.errno == errno.EADDRNOTAVAIL:
+        why = "this host has no such address"
+    else:
+        why = exc.strerror or str(exc)
+    return f"{source} {listen}: cannot listen: {why}; stop the other process or choose another HOST:PORT"
 
 
 def render_markdown() -> str:

@@ -7,10 +7,20 @@ from pathlib import Path
 
 from alert_receiver.server import serve
 from restartguard.config import load_settings
+from restartguard.errors import UsageError
+from restartguard.netaddr import parse_listen
+from restartguard.paths import ensure_state_dir
 
 
 def cmd_receiver(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
+    if args.listen is not None:
+        try:
+            parse_listen(args.listen)
+        except ValueError as exc:
+            raise UsageError(f"--listen {args.listen}: {exc}, e.g. 127.0.0.1:9817") from None
+    if args.state_dir is not None:
+        ensure_state_dir(Path(args.state_dir), source="--state-dir")
     return serve(
         settings,
         listen=args.listen,

@@ -23,6 +23,7 @@ from alert_receiver.discord import DiscordTransport, safe_payload
 from restartguard import policy
 from restartguard.config import Settings, load_settings
 from restartguard.errors import RestartguardError, SourceError, UsageError
+from restartguard.paths import ensure_state_dir
 from restartguard.promhttp import PrometheusClient
 from restartguard.taxonomy import ALL_CAUSES, Cause
 from rootcause.investigation import investigate_settings
@@ -340,7 +341,9 @@ def post_weekly(settings: Settings, facts: WeeklyFacts, text: str, chart: Path) 
 
 def cmd_report(args: argparse.Namespace) -> int:
     if not args.weekly:
-        raise UsageError("report: only --weekly is available")
-    return run_weekly(
-        load_settings(args.config), out_dir=Path(args.out) if args.out else None, send=args.send
-    )
+        raise UsageError("report: only the weekly review exists: add --weekly")
+    settings = load_settings(args.config)
+    out = Path(args.out) if args.out else settings.report.out_dir
+    what = "the directory to write the review into"
+    ensure_state_dir(out, source="--out" if args.out else "report.out_dir", what=what)
+    return run_weekly(settings, out_dir=out, send=args.send)

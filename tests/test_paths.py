@@ -32,7 +32,8 @@ KNOWN = {
 OTHER_ALLOWED = {"/etc/restartguard/prometheus/prometheus.yml", "/etc/restartguard", "/var/lib/restartguard"}
 PATH_RE = re.compile(r"(?:/etc/restartguard|/var/lib/restartguard)(?:/[\w.@-]*[\w@-])*")
 # Any spelling of the two secrets' names: receiver.token, receiver_token, discord-webhook.url, ...
-SECRET_NAME_RE = re.compile(r"receiver[._-]token[\w.-]*|discord[._-]webhook[\w.-]*", re.IGNORECASE)
+# (environment variable names such as RESTARTGUARD_DISCORD_WEBHOOK_URL_FILE are not file names).
+SECRET_NAME_RE = re.compile(r"(?<![A-Za-z_])(?:receiver[._-]token|discord[._-]webhook)[\w.-]*")
 
 
 def unit(name: str) -> dict[str, list[str]]:
