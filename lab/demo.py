@@ -1,118 +1,35 @@
-"""``make demo`` / ``restartguard demo``: the whole loop on this machine, with a trader that keeps dying.
+"""make demo / restartguard demo: the whole loop on this machine, with a trader that keeps dying.
 
-Starts the local stack of :mod:`lab.stack` (simulated trader under a systemd stand-in,
-exporter, Prometheus with the shipped rules, two clustered Alertmanagers with the shipped
-routing, the receiver) and a simulated trader that dies every minute or so, cycling through
-OOM kill, unhandled exception, API timeout, stop timeout and a manual restart. It prints the
-URLs, each restart the exporter counts, and every Discord message as it would appear — read
-from a loopback stand-in for Discord, or posted to the real webhook when
-``RESTARTGUARD_DISCORD_WEBHOOK_URL`` (or ``..._FILE``) is set. Ctrl-C stops everything it
-started.
-"""
+Starts the local stack of lab.stack (a simulated trader under a systemd stand-in, the exporter,
+Prometheus with the shipped rules, two clustered Alertmanagers with the shipped routing, the
+receiver) with a simulated trader that dies every minute or so, cycling through OOM kill,
+unhandled exception, API timeout, stop timeout and a manual restart. It narrates every step of
+the loop as it happens: the exporter counting a restart, Prometheus firing an alert, Alertmanager
+delivering it, the receiver opening an incident and running a playbook (and what it changed), and
+each Discord message, read from the loopback Discord of lab.fake_discord, or posted to the real
+webhook when RESTARTGUARD_DISCORD_WEBHOOK_URL (or ..._FILE) is set. It runs until Ctrl-C (or
+--duration) and keeps its folder (logs, state, incident reports) unless --clean."""
 
 from __future__ import annotations
 
 import argparse
-import json
+import math
 import os
+import shutil
 import signal
 import sys
-import textwrap
+import tempfile
 import threading
 import time
 from collections.abc import Sequence
-from datetime import datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from lab import simtrader
-from lab.stack import Stack, StackOptions, sum_metric
+from lab.fake_discord import FakeDiscord
+from lab.narrator import Narrator
+from lab.stack import Stack, StackOptions
 from restartguard.errors import RestartguardError
-
-
-class DiscordRecorder:
-    """A loopback stand-in for a Discord webhook: records each message, answers like Discord
-    (``?wait=true`` → 200 with the message, else 204)."""
-
-    def __init__(self) -> None:
-        self.messages: list[dict[str, Any]] = []
-        self.lock = threading.Lock()
-        recorder = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                raw = self.rfile.read(length) if length else b""
-                try:
-                    body = json.loads(raw or b"{}")
-                except ValueError:
-                    self._reply(400, {"message": "Invalid JSON", "code": 50109})
-                    return
-                with recorder.lock:
-                    message = {"id": str(1_300_000_000_000_000_000 + len(recorder.messages)), **body}
-                    recorder.messages.append(message)
-                if "wait=true" in (self.path.partition("?")[2]):
-                    self._reply(200, message)
-                else:
-                    self._reply(204, None)
-
-            def _reply(self, status: int, body: Any) -> None:
-                data = b"" if body is None else json.dumps(body).encode()
-                self.send_response(status)
-                if body is not None:
-                    self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, name="discord-recorder", daemon=True)
-
-    def start(self) -> DiscordRecorder:
-        self.thread.start()
-        return self
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/api/webhooks/1/demo-token"
-
-    def since(self, index: int) -> list[dict[str, Any]]:
-        with self.lock:
-            return list(self.messages[index:])
-
-
-def render_message(message: dict[str, Any], width: int = 100) -> str:
-    """A Discord message as text: content, then each embed's title, description and fields."""
-    out: list[str] = []
-    content = str(message.get("content") or "").strip()
-    if content:
-        out.append(content)
-    for embed in message.get("embeds") or []:
-        title = str(embed.get("title") or "").strip()
-        if title:
-            out.append(f"┃ **{title}**")
-        desc = str(embed.get("description") or "").strip()
-        for line in desc.splitlines():
-            out.extend("┃ " + w for w in textwrap.wrap(line, width) or [""])
-        for fld in embed.get("fields") or []:
-            name, value = str(fld.get("name", "")), str(fld.get("value", ""))
-            lines = value.splitlines() or [""]
-            out.append(f"┃ {name}: {lines[0]}")
-            out.extend(f"┃     {line}" for line in lines[1:])
-    for attachment in message.get("attachments") or []:
-        out.append(f"┃ 📎 {attachment.get('filename', 'attachment')}")
-    return "\n".join(out)
 
 
 def _webhook_from_env() -> str | None:
@@ -130,19 +47,84 @@ def _webhook_from_env() -> str | None:
     return None
 
 
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        print(f"{self.prog}: {message} (see: {self.prog} --help)", file=sys.stderr)
+        sys.exit(2)
+
+
+def positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
+    return int(text)
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="restartguard demo", description=__doc__.split("\n")[0])
-    p.add_argument("--crash-every", type=float, default=60.0, help="seconds between deaths (default 60)")
+    p = _Parser(
+        prog="restartguard demo",
+        description="Run the whole loop on this machine (exporter, Prometheus, Alertmanager, receiver, "
+        "Discord) with a simulated trader that keeps dying, and narrate each step. Runs until Ctrl-C "
+        "or --duration. Needs a source checkout (`make demo`).",
+        epilog="examples:\n  make demo\n  restartguard demo --crash-every 30 --causes oom,api_timeout "
+        "--language en --duration 600",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "--crash-every",
+        type=positive_seconds,
+        default=60.0,
+        metavar="SECONDS",
+        help="seconds between deaths of the simulated trader (default: 60)",
+    )
     p.add_argument(
         "--causes",
         default="oom,exception,api_timeout,systemd_kill,manual",
-        help="deaths to cycle through (oom, exception, api_timeout, systemd_kill, manual, other)",
+        metavar="LIST",
+        help="comma-separated deaths to cycle through, of "
+        + ", ".join(simtrader.CAUSES)
+        + " (default: oom,exception,api_timeout,systemd_kill,manual)",
     )
-    p.add_argument("--alertmanagers", type=int, default=2, help="Alertmanagers in the HA cluster (default 2)")
     p.add_argument(
-        "--keep", action="store_true", help="keep the temporary directory (logs, state) at the end"
+        "--alertmanagers",
+        type=positive_int,
+        default=2,
+        metavar="N",
+        help="Alertmanagers in the HA cluster (default: 2)",
     )
-    p.add_argument("--duration", type=float, help="stop after this many seconds (default: until Ctrl-C)")
+    p.add_argument(
+        "--duration",
+        type=positive_seconds,
+        metavar="SECONDS",
+        help="stop after this many seconds (default: run until Ctrl-C)",
+    )
+    p.add_argument(
+        "--language",
+        choices=("ja", "en"),
+        default="ja",
+        help="language of the Discord messages and reports, as receiver.language (default: ja)",
+    )
+    p.add_argument(
+        "--dir",
+        metavar="DIR",
+        help="folder for the logs, state and incident reports; must not exist yet "
+        "(default: a new restartguard-demo-* folder in the temporary directory)",
+    )
+    p.add_argument(
+        "--clean", action="store_true", help="remove the folder at the end (default: keep it and say where)"
+    )
+    p.add_argument(
+        "--keep", action="store_true", help="keep the folder at the end (the default; kept for old scripts)"
+    )
     return p
 
 
@@ -152,12 +134,20 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     causes = tuple(c.strip() for c in args.causes.split(",") if c.strip())
     unknown = [c for c in causes if c not in simtrader.CAUSES]
-    if unknown:
-        print(f"restartguard demo: unknown cause(s): {', '.join(unknown)}", file=sys.stderr)
+    if unknown or not causes:
+        print(
+            f"restartguard demo: --causes {args.causes}: unknown cause(s) {', '.join(unknown) or '(none given)'}; "
+            f"choose from {', '.join(simtrader.CAUSES)}",
+            file=sys.stderr,
+        )
+        return 2
+    if args.dir is not None and Path(args.dir).exists():
+        print(f"restartguard demo: --dir {args.dir}: already exists; give a new folder", file=sys.stderr)
         return 2
     real_webhook = _webhook_from_env()
-    recorder = None if real_webhook else DiscordRecorder().start()
-    webhook = real_webhook or (recorder.url if recorder else None)
+    discord = None if real_webhook else FakeDiscord().start()
+    webhook = real_webhook or (discord.url if discord else None)
+    root = Path(args.dir) if args.dir else Path(tempfile.mkdtemp(prefix="restartguard-demo-"))
 
     stop = threading.Event()
 
@@ -169,59 +159,53 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     # While starting, SIGTERM interrupts like Ctrl-C (the finally below stops what has started).
     previous: dict[int, Any] = {signal.SIGTERM: signal.signal(signal.SIGTERM, _interrupt)}
-    if args.keep:
-        os.environ["RESTARTGUARD_KEEP_STACK"] = "1"
     stack = Stack(
+        root=root,
         options=StackOptions(
             discord_webhook_url=webhook,
             alertmanagers=args.alertmanagers,
             crash_every=args.crash_every,
             causes=causes,
-        )
+            language=args.language,
+        ),
     )
-    print("restartguard demo: starting the local stack…", flush=True)
+    print(f"restartguard demo: starting the local stack in {root} …", flush=True)
     try:
         stack.start()  # Ctrl-C here raises KeyboardInterrupt; the finally below cleans up
         previous.setdefault(signal.SIGINT, signal.signal(signal.SIGINT, _on_signal))
         signal.signal(signal.SIGTERM, _on_signal)
-        print("\nrestartguard demo is running (Ctrl-C to stop)\n")
+        until = f"for {args.duration:g}s" if args.duration else "until you press Ctrl-C"
+        print(f"\nrestartguard demo is running {until}.\n")
         for name, url in stack.urls().items():
             print(f"  {name:<14} {url}")
-        print(f"  {'state, logs':<14} {stack.root}")
+        kept = "removed at the end (--clean)" if args.clean else "kept at the end"
+        print(f"  {'folder':<14} {stack.root}  (logs, state, incident reports; {kept})")
+        language = {"ja": "Japanese", "en": "English"}[args.language]
+        other = "en" if args.language == "ja" else "ja"
         if real_webhook:
             print("  Discord        posting to the webhook in RESTARTGUARD_DISCORD_WEBHOOK_URL")
         else:
-            print("  Discord        loopback stand-in (messages are printed below)")
+            print("  Discord        loopback stand-in (lab/fake_discord.py): messages are printed below")
+        print(
+            f"  language       Discord messages in {language} (--language {other}; "
+            f"on a host: receiver.language in restartguard.yml)"
+        )
         print(
             f"\nThe simulated trader dies every {args.crash_every:g}s: {', '.join(causes)} (in turn). "
-            "Prometheus evaluates the restart rules once a minute, so each report follows its restart "
-            "by up to a minute or so.\n",
+            "Each step of the loop is printed as it happens: the exporter counts the restart, "
+            "Prometheus fires an alert at its next rule evaluation, Alertmanager delivers it, the "
+            "receiver investigates and runs the cause's playbook, Discord gets the report. An alert "
+            "that is still firing is notified again only at Alertmanager's next group interval, so "
+            "later restarts of the same cause are reported later than the first.\n",
             flush=True,
         )
-        seen = 0
-        counted: dict[str, float] = {}
+        narrator = Narrator(stack, messages=(lambda i: list(discord.messages[i:])) if discord else None)
         deadline = time.monotonic() + args.duration if args.duration else None
         while not stop.is_set():
             if deadline is not None and time.monotonic() >= deadline:
                 break
-            try:
-                text = stack.exporter_metrics()
-                for cause in simtrader.CAUSES:
-                    n = sum_metric(text, "trader_restarts_total", {"cause": cause})
-                    if n > counted.get(cause, 0):
-                        stamp = datetime.now().strftime("%H:%M:%S")
-                        print(
-                            f"[{stamp}] exporter counted a restart: cause={cause} (total {n:g})", flush=True
-                        )
-                    counted[cause] = n
-            except Exception as exc:  # the demo keeps going; the exporter may be restarting
-                print(f"(exporter not reachable: {exc})", file=sys.stderr)
-            if recorder is not None:
-                for message in recorder.since(seen):
-                    seen += 1
-                    stamp = datetime.now().strftime("%H:%M:%S")
-                    print(f"\n── Discord message {seen} ({stamp}) " + "─" * 40)
-                    print(render_message(message), flush=True)
+            for line in narrator.poll():
+                print(line, flush=True)
             for proc in stack.processes:
                 if not proc.alive():
                     print(
@@ -236,12 +220,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     finally:
         stack.stop()
-        if recorder is not None:
-            recorder.stop()
+        if discord is not None:
+            discord.stop()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-        if args.keep:
-            print(f"restartguard demo: kept {stack.root}")
+        if args.clean:
+            shutil.rmtree(root, ignore_errors=True)
+        else:
+            print(f"restartguard demo: kept {root} (logs/, receiver/ incident reports; rm -rf it when done)")
 
 
 if __name__ == "__main__":

@@ -134,6 +134,7 @@ class StackOptions:
     log_tz: str = "UTC"
     # Discord: the webhook the receiver (and Alertmanager's direct Discord routes) post to
     discord_webhook_url: str | None = None
+    language: str | None = None  # receiver.language and report.language (None: the shipped default)
     receiver_extra_env: dict[str, str] = field(default_factory=dict)
     startup_timeout: float = 60.0
 
@@ -627,6 +628,9 @@ class Stack:
         }
         if "report" in base or SHIPPED_CONFIG.is_file():
             overrides["report"] = {"out_dir": str(p["reports"])}
+        if o.language is not None:
+            overrides["receiver"]["language"] = o.language
+            overrides.setdefault("report", {})["language"] = o.language
         doc = render_restartguard_config(base, overrides)
         if doc.get("log", {}).get("timezone") is None:
             doc["log"].pop("timezone", None)

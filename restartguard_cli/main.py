@@ -6,6 +6,7 @@ import argparse
 import importlib
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, NoReturn
 
 from restartguard.config import Settings, load_settings
@@ -258,12 +259,21 @@ def run_command(name: str, args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """The demo is a development tool in the source checkout's lab/ (not in the wheel)."""
+    # An editable install (`make venv`) runs from the checkout: its lab/ sits beside this package.
+    checkout = Path(__file__).resolve().parent.parent
+    if (checkout / "lab" / "demo.py").is_file() and str(checkout) not in sys.path:
+        sys.path.insert(0, str(checkout))
     try:
         demo = importlib.import_module("lab.demo")
-    except ModuleNotFoundError:
+    except ModuleNotFoundError as exc:
+        if exc.name in ("lab", "lab.demo"):
+            raise UsageError(
+                "demo: the demo lab is not installed (it lives in a source checkout's lab/ folder); "
+                "run `make demo` from a clone of the repository"
+            ) from None
         raise UsageError(
-            "demo: the demo lab is not installed (it lives in a source checkout's lab/ folder); "
-            "run `make demo` from a clone of the repository"
+            f"demo: needs the Python package {exc.name!r}, which is not installed; run `make demo` "
+            "(it installs the test extras into .venv) or `pip install -e '.[test]'`"
         ) from None
     result: int = demo.main(list(args.demo_args))
     return result
