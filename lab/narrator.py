@@ -56,7 +56,7 @@ def _labels(alert: Mapping[str, Any], skip: tuple[str, ...] = ("alertname", "ser
 def describe_action(action: Mapping[str, Any]) -> str:
     """``dropin_set MemoryMax 1G → 1280M (success)``."""
     before, after = action.get("before"), action.get("after")
-    change = f" {before} → {after}" if before is not None and after is not None and before != after else ""
+    change = f" {before or '(unset)'} → {after}" if after is not None and before != after else ""
     target = f" {action.get('target')}" if action.get("target") else ""
     return f"{action.get('action')}{target}{change} ({action.get('result')})"
 
@@ -86,7 +86,7 @@ class Narrator:
         return lines
 
     def _stamp(self, who: str, text: str) -> str:
-        return f"[{datetime.fromtimestamp(self.clock()).strftime('%H:%M:%S')}] {who:<12} {text}"
+        return f"[{datetime.fromtimestamp(self.clock()).strftime('%H:%M:%S')}] {who:<13} {text}"
 
     def _exporter(self) -> list[str]:
         text = self.loop.exporter_metrics()

@@ -15,6 +15,7 @@ from restartguard.errors import UsageError
 from restartguard_cli.exits import EXIT_FAIL, EXIT_OK
 from restartguard_cli.inputs import emit, require_file
 from restartguard_cli.investigation_text import render_investigation
+from restartguard_cli.progress import terminal_progress
 from rootcause.investigation import investigate, investigate_settings, read_journal_file, rules_from_settings
 
 
@@ -89,7 +90,8 @@ def cmd_investigate(args: argparse.Namespace) -> int:
     kwargs = _investigate_args(
         args, settings, since=since, until=until, start_pattern=args.start_pattern, log_tz=log_tz
     )
-    result = investigate(**kwargs)  # type: ignore[arg-type]
+    with terminal_progress(kwargs["log_files"]) as progress:  # type: ignore[arg-type]
+        result = investigate(**kwargs, progress=progress)  # type: ignore[arg-type]
     if args.json:
         # The text report carries its warnings; JSON carries them in "warnings" and, for the
         # person at the terminal, once on stderr.

@@ -6,6 +6,7 @@ made by the pure functions of :mod:`rootcause.detect`.
 
 from __future__ import annotations
 
+import os
 import subprocess
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
@@ -25,6 +26,9 @@ from rootcause.scanner import BlockScanner, compile_prefilter, offset_for_time, 
 # How far before --since the logs are read, so the lifetime that ended in the window is known.
 LOOKBACK = timedelta(hours=24)
 JournalRunner = Callable[[list[str]], Iterable[bytes]]
+#: Told as a log file is read: (path, bytes of it read so far, bytes of it to read). The CLI shows a
+#: progress bar with it; the classifier itself never prints.
+Progress = Callable[[Path, int, int], None]
 
 
 @dataclass(frozen=True)
@@ -93,6 +97,7 @@ def log_signals(
     since: datetime | None = None,
     until: datetime | None = None,
     starts: Sequence[datetime] = (),
+    progress: Progress | None = None,
 ) -> list[Signal]:
     """Signals from one trader log file, reading only around [since - LOOKBACK, until].
 
@@ -107,13 +112,20 @@ def log_signals(
         raise SourceError(f"cannot read log file {path}: {exc.strerror or exc}") from exc
     with fh:
         start = offset_for_time(path, since - LOOKBACK, tz) if since is not None else 0
+        total = max(0, os.fstat(fh.fileno()).st_size - start)
+        if progress is not None:
+            progress(path, 0, total)
         out: list[Signal] = []
-        for _, block in read_blocks(fh, start):
+        for offset, block in read_blocks(fh, start):
             res = scanner.scan(block)
             out = compact([*out, *res.signals], starts)
+            if progress is not None:
+                progress(path, min(total, offset + len(block) - start), total)
             if until is not None and res.last_ts is not None and res.last_ts > until + LOOKBACK:
                 break
         out.extend(parser.flush())
+        if progress is not None:
+            progress(path, total, total)  # done, also when the rest lies after --until
     return out
 
 
@@ -139,12 +151,15 @@ def investigate(
     since: datetime | None = None,
     until: datetime | None = None,
     merge_window: timedelta = timedelta(seconds=30),
+    progress: Progress | None = None,
 ) -> Investigation:
     jsigs, span = journal_signals(journal_entries, unit, rules)
     signals = list(jsigs)
     starts = [s.at for s in jsigs if s.kind is Kind.START]
     for path in log_files:
-        signals.extend(log_signals(path, rules, log_tz, since=since, until=until, starts=starts))
+        signals.extend(
+            log_signals(path, rules, log_tz, since=since, until=until, starts=starts, progress=progress)
+        )
     restarts = detect_restarts(dedupe(signals), merge_window=merge_window, journal=span)
     restarts = [r for r in restarts if (since is None or r.at >= since) and (until is None or r.at <= until)]
     return Investigation(restarts, escalation_for(restarts), tuple(time_zone_warnings(signals, merge_window)))
