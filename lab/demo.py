@@ -29,7 +29,7 @@ from lab import simtrader
 from lab.fake_discord import FakeDiscord
 from lab.narrator import Narrator
 from lab.stack import Stack, StackOptions
-from restartguard.errors import RestartguardError
+from restartguard.errors import RestartguardError, UsageError
 
 
 def _webhook_from_env() -> str | None:
@@ -49,8 +49,7 @@ def _webhook_from_env() -> str | None:
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
-        print(f"{self.prog}: {message} (see: {self.prog} --help)", file=sys.stderr)
-        sys.exit(2)
+        raise UsageError(f"{self.prog}: {message} (see: {self.prog} --help)")
 
 
 def positive_seconds(text: str) -> float:
@@ -130,7 +129,11 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the demo until Ctrl-C (or ``--duration``). Returns the exit code."""
-    args = _parser().parse_args([] if argv is None else list(argv))
+    try:
+        args = _parser().parse_args([] if argv is None else list(argv))
+    except UsageError as exc:
+        print(exc, file=sys.stderr)
+        return 2
 
     causes = tuple(c.strip() for c in args.causes.split(",") if c.strip())
     unknown = [c for c in causes if c not in simtrader.CAUSES]
