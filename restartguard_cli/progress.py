@@ -46,7 +46,11 @@ class ByteProgress:
 
 @contextmanager
 def terminal_progress(
-    paths: Sequence[Path], *, stream: TextIO | None = None, delay: float = DEFAULT_DELAY
+    paths: Sequence[Path],
+    *,
+    stream: TextIO | None = None,
+    delay: float = DEFAULT_DELAY,
+    min_interval: float = 0.2,
 ) -> Iterator[Progress | None]:
     """A callback drawing a bar over reading ``paths`` when ``stream`` (stderr) is a terminal,
     else ``None`` (nothing drawn, nothing to pay)."""
@@ -62,6 +66,8 @@ def terminal_progress(
         desc="reading logs",
         file=out,
         delay=delay,
+        mininterval=min_interval,
+        miniters=1,
         leave=False,
         dynamic_ncols=True,
     ) as bar:
