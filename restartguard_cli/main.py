@@ -36,6 +36,8 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         # One line: what is wrong, and where the flags are described.
+        if message.endswith("expected one argument"):
+            message += " (a value starting with '-' is written --flag=VALUE)"
         raise UsageError(f"{self.prog}: {message} (see: {self.prog} --help)")
 
 

@@ -19,8 +19,8 @@ def cmd_receiver(args: argparse.Namespace) -> int:
             parse_listen(args.listen)
         except ValueError as exc:
             raise UsageError(f"--listen {args.listen}: {exc}, e.g. 127.0.0.1:9817") from None
-    if args.state_dir is not None:
-        ensure_state_dir(Path(args.state_dir), source="--state-dir")
+    state_dir = Path(args.state_dir) if args.state_dir is not None else settings.receiver.state_dir
+    ensure_state_dir(state_dir, source="--state-dir" if args.state_dir is not None else "receiver.state_dir")
     return serve(
         settings,
         listen=args.listen,
