@@ -13,10 +13,11 @@ if [ -x "$dest/usr/bin/promtool" ] && [ -x "$dest/usr/bin/amtool" ] \
 fi
 mkdir -p "$dest/debs"
 cd "$dest/debs"
+echo "==> downloading the Debian packages prometheus and prometheus-alertmanager (apt-get download, nothing is installed)"
 if ! apt-get download prometheus prometheus-alertmanager >/dev/null 2>&1; then
   apt-get update -qq >/dev/null
   apt-get download prometheus prometheus-alertmanager
 fi
-for deb in ./*.deb; do dpkg -x "$deb" "$dest"; done
+for deb in ./*.deb; do echo "==> unpacking $deb into $dest"; dpkg -x "$deb" "$dest"; done
 "$dest/usr/bin/promtool" --version 2>&1 | head -1
 "$dest/usr/bin/amtool" --version 2>&1 | head -1
