@@ -157,14 +157,14 @@ def test_weekly_report_out_onto_an_existing_file(tmp_path: Path, capsys: pytest.
     assert existing.read_text(encoding="utf-8") == "keep me\n"
 
 
-@pytest.mark.parametrize("window", ["infh", "-1h", "0h", "nanh", "1e999h", "1y", ""])
+@pytest.mark.parametrize("window", ["infh", "-1h", "0h", "nanh", "1e999h", "1x", ""])
 def test_diagnose_window_that_is_not_a_positive_duration(
     window: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     code, err = run_main(capsys, "diagnose", f"--window={window}", *SAMPLE_ARGS[:6])
     line = one_line(err)
     assert code == 2
-    assert f"--window {window}" in line and "like 30m, 1h" in line
+    assert f"--window {window}" in line and ("e.g. 30m, 1h" in line or "positive" in line)
 
 
 def test_diagnose_window_with_a_space_before_a_minus(capsys: pytest.CaptureFixture[str]) -> None:
