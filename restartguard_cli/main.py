@@ -181,7 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--window",
         default="1h",
         metavar="DURATION",
-        help="look-back window: a number and s, m, h or d, e.g. 30m, 1h, 24h (default: 1h)",
+        help="look-back window, e.g. 30m, 1h, 24h or 1h30m (default: 1h)",
     )
     _add_sources(diag)
     diag.add_argument(
