@@ -27,7 +27,7 @@ from typing import Any, Protocol
 import requests
 
 from lab.stack import sum_metric
-from restartguard.taxonomy import ALL_CAUSES
+from restartguard.taxonomy import ALL_CAUSES, Cause
 
 #: A ``manual`` restart within this many seconds after the receiver's ``restart_unit`` action is
 #: the receiver's own restart.
@@ -72,21 +72,38 @@ class Narrator:
     incidents_seen: set[int] = field(default_factory=set)
     runs: dict[int, str] = field(default_factory=dict)  # run id → last outcome reported
     own_restarts: list[tuple[float, int]] = field(default_factory=list)  # (time, incident id)
+    pending_manual: list[tuple[float, float]] = field(default_factory=list)  # (seen at, total)
     messages_seen: int = 0
     started: bool = False
 
     def poll(self) -> list[str]:
-        lines: list[str] = []
-        for step in (self._exporter, self._prometheus, self._alertmanagers, self._receiver, self._discord):
+        """New lines in the loop's order. The receiver is read first, so that a ``manual`` restart
+        caused by its own playbook is recognised in the same poll."""
+        found: dict[str, list[str]] = {}
+        steps = {
+            "receiver": self._receiver,
+            "exporter": self._exporter,
+            "prometheus": self._prometheus,
+            "alertmanagers": self._alertmanagers,
+            "discord": self._discord,
+        }
+        for name, step in steps.items():
             try:
-                lines += step()
+                found[name] = step()
             except LOOP_ERRORS:
-                continue
+                found[name] = []
+        found["exporter"] += self._manual_restarts()
         self.started = True
-        return lines
+        order = ("exporter", "prometheus", "alertmanagers", "receiver", "discord")
+        return [line for name in order for line in found[name]]
 
     def _stamp(self, who: str, text: str) -> str:
         return f"[{datetime.fromtimestamp(self.clock()).strftime('%H:%M:%S')}] {who:<13} {text}"
+
+    def _counted(self, cause: str, n: float, note: str = "") -> str:
+        return self._stamp(
+            "exporter", f"counted a restart: cause={cause} (restarts with cause {cause} so far: {n:g}){note}"
+        )
 
     def _exporter(self) -> list[str]:
         text = self.loop.exporter_metrics()
@@ -97,22 +114,29 @@ class Narrator:
             self.counted[cause.value] = n
             if n <= before or not self.started:
                 continue
-            note = ""
-            if cause.value == "manual":
-                own = [i for t, i in self.own_restarts if self.clock() - t <= OWN_RESTART_WINDOW]
-                if own:
-                    note = (
-                        f" — the receiver's own `systemctl restart` (playbook of incident #{own[-1]}), "
-                        "not a person"
-                    )
-                    self.own_restarts = [(t, i) for t, i in self.own_restarts if i != own[-1]]
-            lines.append(
-                self._stamp(
-                    "exporter",
-                    f"counted a restart: cause={cause.value} "
-                    f"(restarts with cause {cause.value} so far: {n:g}){note}",
-                )
-            )
+            if cause is Cause.MANUAL:
+                self.pending_manual.append((self.clock(), n))  # told by _manual_restarts
+            else:
+                lines.append(self._counted(cause.value, n))
+        return lines
+
+    def _manual_restarts(self) -> list[str]:
+        """A manual restart right after the receiver's own ``restart_unit`` is the receiver's; while
+        one of its playbooks is still running the verdict waits (up to OWN_RESTART_WINDOW)."""
+        lines, waiting = [], []
+        now = self.clock()
+        running = any(outcome == "running" for outcome in self.runs.values())
+        for seen, n in self.pending_manual:
+            own = [i for t, i in self.own_restarts if abs(seen - t) <= OWN_RESTART_WINDOW]
+            if own:
+                self.own_restarts = [(t, i) for t, i in self.own_restarts if i != own[0]]
+                note = f" — the receiver's own `systemctl restart` (playbook of incident #{own[0]}), not a person"
+                lines.append(self._counted("manual", n, note))
+            elif running and now - seen <= OWN_RESTART_WINDOW:
+                waiting.append((seen, n))
+            else:
+                lines.append(self._counted("manual", n))
+        self.pending_manual = waiting
         return lines
 
     def _prometheus(self) -> list[str]:

@@ -131,6 +131,38 @@ def test_the_narrator_tells_each_step_of_the_loop_once() -> None:
     assert narrator.poll() == []
 
 
+@pytest.mark.parametrize("finished_in_the_same_poll", [True, False])
+def test_the_receivers_own_restart_is_labelled_whenever_its_run_is_seen_to_finish(
+    finished_in_the_same_poll: bool,
+) -> None:
+    loop = FakeLoop()
+    narrator = Narrator(loop, clock=lambda: 1_800_000_000.0)
+    loop.incident_rows = [
+        {"id": 2, "alertname": "TraderRestarted", "cause": "api_timeout", "cause_source": "classifier"}
+    ]
+    loop.runs[2] = [api_timeout_run("running")]
+    narrator.poll()
+    loop.restarts["manual"] = 1  # counted while the playbook verifies the restart
+    if finished_in_the_same_poll:
+        loop.runs[2] = [api_timeout_run("success")]
+    first = "\n".join(narrator.poll())
+    if not finished_in_the_same_poll:
+        assert "cause=manual" not in first  # held back while a playbook runs
+        loop.runs[2] = [api_timeout_run("success")]
+        first += "\n".join(narrator.poll())
+    assert first.count("cause=manual") == 1
+    assert "the receiver's own `systemctl restart` (playbook of incident #2), not a person" in first
+
+
+def test_a_manual_restart_with_no_playbook_running_is_told_at_once() -> None:
+    loop = FakeLoop()
+    narrator = Narrator(loop, clock=lambda: 1_800_000_000.0)
+    narrator.poll()
+    loop.restarts["manual"] = 1
+    (line,) = narrator.poll()
+    assert line.endswith("counted a restart: cause=manual (restarts with cause manual so far: 1)")
+
+
 def test_the_narrator_catches_up_after_a_component_was_unreachable() -> None:
     loop = FakeLoop()
     narrator = Narrator(loop)
