@@ -97,12 +97,15 @@ class Narrator:
         order = ("exporter", "prometheus", "alertmanagers", "receiver", "discord")
         return [line for name in order for line in found[name]]
 
-    def _stamp(self, who: str, text: str) -> str:
-        return f"[{datetime.fromtimestamp(self.clock()).strftime('%H:%M:%S')}] {who:<13} {text}"
+    def _stamp(self, who: str, text: str, at: float | None = None) -> str:
+        when = datetime.fromtimestamp(self.clock() if at is None else at)
+        return f"[{when.strftime('%H:%M:%S')}] {who:<13} {text}"
 
-    def _counted(self, cause: str, n: float, note: str = "") -> str:
+    def _counted(self, cause: str, n: float, note: str = "", at: float | None = None) -> str:
         return self._stamp(
-            "exporter", f"counted a restart: cause={cause} (restarts with cause {cause} so far: {n:g}){note}"
+            "exporter",
+            f"counted a restart: cause={cause} (restarts with cause {cause} so far: {n:g}){note}",
+            at,
         )
 
     def _exporter(self) -> list[str]:
@@ -131,11 +134,11 @@ class Narrator:
             if own:
                 self.own_restarts = [(t, i) for t, i in self.own_restarts if i != own[0]]
                 note = f" — the receiver's own `systemctl restart` (playbook of incident #{own[0]}), not a person"
-                lines.append(self._counted("manual", n, note))
+                lines.append(self._counted("manual", n, note, at=seen))
             elif running and now - seen <= OWN_RESTART_WINDOW:
                 waiting.append((seen, n))
             else:
-                lines.append(self._counted("manual", n))
+                lines.append(self._counted("manual", n, at=seen))
         self.pending_manual = waiting
         return lines
 
