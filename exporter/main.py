@@ -27,6 +27,14 @@ from rootcause.investigation import rules_from_settings
 log = logging.getLogger("restartguard.exporter")
 
 
+def _not_a_directory(value: str, flag: str) -> Path:
+    """A file the exporter follows may appear later, but a directory is a mistake."""
+    path = Path(value)
+    if path.is_dir():
+        raise UsageError(f"{flag} {path}: is a directory; give the path of the file inside it")
+    return path
+
+
 def apply_flags(settings: Settings, args: argparse.Namespace) -> Settings:
     """Command-line flags override the configuration file."""
     update: dict[str, Any] = {}
@@ -34,10 +42,10 @@ def apply_flags(settings: Settings, args: argparse.Namespace) -> Settings:
         update["unit"] = args.unit
     log_upd: dict[str, Any] = {}
     if getattr(args, "log", None):
-        log_upd["paths"] = [Path(p) for p in args.log]
+        log_upd["paths"] = [_not_a_directory(p, "--log") for p in args.log]
     journal_upd: dict[str, Any] = {}
     if getattr(args, "journal_json", None):
-        journal_upd["json_file"] = Path(args.journal_json)
+        journal_upd["json_file"] = _not_a_directory(args.journal_json, "--journal-json")
     exp_upd: dict[str, Any] = {}
     if getattr(args, "listen", None):
         try:

@@ -19,6 +19,7 @@ from lab import demo
 from restartguard.config import settings_from_mapping
 from restartguard.errors import ConfigError
 from restartguard.systemd_values import check_service_name
+from restartguard_cli import main as cli_main
 from restartguard_cli.main import build_parser, main
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -365,3 +366,23 @@ def test_make_targets_say_what_they_do() -> None:
     assert len(announced) >= 7, proc.stdout
     installs = [line for line in proc.stdout.splitlines() if "pip install" in line]
     assert installs and not any(" -q" in line for line in installs)
+
+
+def test_demo_from_an_installed_wheel_points_to_make_demo(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # An installed wheel: restartguard_cli sits in site-packages with no lab/ beside it.
+    monkeypatch.setattr(cli_main, "__file__", str(tmp_path / "restartguard_cli" / "main.py"))
+    monkeypatch.setitem(sys.modules, "lab", None)
+    monkeypatch.setitem(sys.modules, "lab.demo", None)
+    code, err = run_main(capsys, "demo")
+    line = one_line(err)
+    assert code == 2
+    assert "not installed" in line and "make demo" in line and "clone" in line
+
+
+def test_exporter_refuses_a_directory_as_its_log(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, err = run_main(capsys, "exporter", "--log", str(tmp_path), "--state-dir", str(tmp_path / "s"))
+    line = one_line(err)
+    assert code == 2
+    assert f"--log {tmp_path}: is a directory" in line
