@@ -202,7 +202,7 @@ UNIT_NAME_MAX = 255
 
 def check_service_name(name: str) -> str:
     """A runnable systemd service unit name (``bitget-bot.service``, ``bot@main.service``), as
-    systemd itself accepts it; anything else (spaces, ``;``, ``/``, a template without instance) is
+    systemd itself accepts it; a bare name gets ``.service`` as ``systemctl`` adds it; anything else (spaces, ``;``, ``/``, a template without instance) is
     refused with what to write instead."""
     example = "write the name `systemctl status` shows, e.g. bitget-bot.service"
     bad = sorted({c for c in name if not re.fullmatch(r"[A-Za-z0-9:_.\\@-]", c)})
@@ -211,9 +211,10 @@ def check_service_name(name: str) -> str:
         raise ValueError(f"not a valid systemd unit name: it may not contain {shown}; {example}")
     if len(name) > UNIT_NAME_MAX:
         raise ValueError(f"a systemd unit name has at most {UNIT_NAME_MAX} characters")
+    if "." not in name and _SERVICE_NAME_RE.match(f"{name}.service"):
+        name = f"{name}.service"  # as systemctl does: a bare name means the service of that name
     if not name.endswith(".service"):
-        hint = f"; did you mean {name}.service?" if _SERVICE_NAME_RE.match(f"{name}.service") else ""
-        raise ValueError(f"must be a service unit name ending in .service, e.g. bitget-bot.service{hint}")
+        raise ValueError("must be a service unit name ending in .service, e.g. bitget-bot.service")
     if name.startswith(("-", ".")) or "@.service" in name or not _SERVICE_NAME_RE.match(name):
         raise ValueError(
             f"not a valid systemd unit name (a template needs an instance: name@x.service); {example}"

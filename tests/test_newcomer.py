@@ -280,11 +280,15 @@ def test_unit_names_systemd_accepts(name: str) -> None:
     assert settings_from_mapping({"unit": name}).unit == name
 
 
+def test_a_bare_unit_name_means_its_service_as_with_systemctl() -> None:
+    assert check_service_name("bitget-bot") == "bitget-bot.service"
+    assert settings_from_mapping({"unit": "bitget-bot"}).unit == "bitget-bot.service"
+
+
 @pytest.mark.parametrize(
     ("name", "hint"),
     [
         ("bitget bot;rm -rf /", "may not contain"),
-        ("bitget-bot", "did you mean bitget-bot.service"),
         ("bot@.service", "template"),
         ("-bot.service", "not a valid"),
         ("../etc/passwd.service", "may not contain '/'"),
