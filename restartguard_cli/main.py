@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from restartguard.config import Settings, load_settings
-from restartguard.errors import ConfigError, RestartguardError, UsageError
+from restartguard.errors import CannotTellError, ConfigError, RestartguardError, UsageError
 from restartguard.paths import (
     CONFIG_FILE,
     RECEIVER_TOKEN,
@@ -294,7 +294,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         _say(f"configuration error: {exc}")
         return EXIT_USAGE
-    except UsageError as exc:
+    except (UsageError, CannotTellError) as exc:
         _say(str(exc))
         return EXIT_USAGE
     except BrokenPipeError:
