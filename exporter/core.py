@@ -21,6 +21,7 @@ from typing import Any, Protocol
 from exporter.sources import Batch
 from exporter.state import JsonState
 from restartguard.errors import RestartguardError
+from restartguard.policy import SOURCE_NOTHING_UNDERSTOOD_SECONDS
 from restartguard.taxonomy import ALL_CAUSES
 from rootcause.detect import JournalSpan, compact, detect_restarts
 from rootcause.model import Kind, Restart, Signal
@@ -61,8 +62,12 @@ class ExporterCore:
         merge_window: timedelta = timedelta(seconds=30),
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         trade_source: str | None = None,
+        silence: timedelta = timedelta(seconds=SOURCE_NOTHING_UNDERSTOOD_SECONDS),
     ) -> None:
         self.sources = list(sources)
+        #: A source whose records have all been unintelligible this long (or, for a steady source
+        #: such as the trader's log, that has understood nothing since start-up) is down.
+        self.silence = silence
         self.store = state
         self.settle = settle
         self.merge_window = merge_window
@@ -81,6 +86,10 @@ class ExporterCore:
         self.counted_until: datetime | None = None
         self.journal_first_at: datetime | None = None
         self.source_up = {s.name: True for s in self.sources}
+        self.source_problem: dict[str, str | None] = {s.name: None for s in self.sources}
+        self.started_at = self.clock()
+        self._understood_at: dict[str, datetime | None] = {s.name: None for s in self.sources}
+        self._unintelligible_at: dict[str, datetime | None] = {s.name: None for s in self.sources}
         self.source_errors = {s.name: 0 for s in [*self.sources]}
         self.source_errors.setdefault("state", 0)
         self.recent: list[Restart] = []
@@ -148,11 +157,10 @@ class ExporterCore:
             try:
                 batch = src.poll()
             except RestartguardError as exc:
-                self.source_up[src.name] = False
                 self.source_errors[src.name] += 1
-                log.warning("source %s failed: %s", src.name, exc)
+                self._set_problem(src.name, str(exc))
                 continue
-            self.source_up[src.name] = True
+            self._set_problem(src.name, self._judge(src, batch))
             self.behind = self.behind or batch.more
             for sig in batch.signals:
                 if sig.kind in (Kind.TRADE_OK, Kind.TRADE_FAIL) and src.name == self.trade_source:
@@ -179,6 +187,35 @@ class ExporterCore:
                 self.source_errors["state"] += 1
                 log.error("%s", exc)
         return counted
+
+    def _judge(self, src: SignalSource, batch: Batch) -> str | None:
+        """Why a source that was read without error still tells nothing, or None."""
+        now = self.clock()
+        name = src.name
+        if batch.understood:
+            self._understood_at[name] = now
+        elif batch.records:
+            self._unintelligible_at[name] = now
+        since = self._understood_at[name] or self.started_at
+        if now - since < self.silence:
+            return None
+        waited = f"{self.silence.total_seconds():.0f} s"
+        garbage = self._unintelligible_at[name]
+        if garbage is not None and now - garbage < self.silence:
+            return f"records keep arriving but none was understood for {waited} (wrong file or format?)"
+        if self._understood_at[name] is None and getattr(src, "steady", False):
+            return f"nothing understood since the exporter started {waited} ago"
+        return None
+
+    def _set_problem(self, name: str, problem: str | None) -> None:
+        before = self.source_problem.get(name)
+        if problem != before:
+            if problem is None:
+                log.info("source %s is up again", name)
+            else:
+                log.warning("source %s down: %s", name, problem)
+        self.source_problem[name] = problem
+        self.source_up[name] = problem is None
 
     def _journal_span(self, now: datetime) -> JournalSpan | None:
         if self.journal_first_at is None or "journal" not in self.source_up:

@@ -116,14 +116,20 @@ class JournalTally:
         return f"no `journalctl -o json` record in its {self.coverage.read} lines"
 
 
+def stamped_lines(block: bytes) -> int:
+    """Lines of a block of complete lines that start like a log timestamp (``20``/``[20``)."""
+    n = block.count(b"\n20") + block.count(b"\n[20") + (block[:2] == b"20" or block[:3] == b"[20")
+    if block.endswith((b"\n20", b"\n[20")):  # not a line start: nothing follows
+        n -= 1
+    return n
+
+
 def tally_log_block(cov: SourceCoverage, block: bytes, tz: tzinfo, last_ts: datetime | None) -> None:
     """Count one block of complete log lines: lines read, and lines that start like a timestamp
     (``20``/``[20`` at line start: counted with ``bytes.count``, as a regex over every line would
     cost a third of the scan; the span itself comes from parsed timestamps)."""
     cov.read += block.count(b"\n")
-    stamped = block.count(b"\n20") + block.count(b"\n[20") + (block[:2] == b"20" or block[:3] == b"[20")
-    if block.endswith(b"\n20") or block.endswith(b"\n[20"):  # not a line start: nothing follows
-        stamped -= 1
+    stamped = stamped_lines(block)
     if not stamped:
         return
     cov.understood += stamped
