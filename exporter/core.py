@@ -50,6 +50,7 @@ class Snapshot:
     source_up: dict[str, bool]
     source_errors: dict[str, int]
     recent: list[Restart] = field(default_factory=list)
+    last_restart_by_cause: dict[str, float] = field(default_factory=dict)
 
 
 class ExporterCore:
@@ -80,6 +81,7 @@ class ExporterCore:
         self.trades_total = 0
         self.trades_failed = 0
         self.last_restart_at: datetime | None = None
+        self.last_restart_by_cause: dict[str, datetime] = {}
         self.last_check: tuple[datetime, int] | None = None
         self.last_line_at: datetime | None = None
         self.window: list[Signal] = []
@@ -108,6 +110,9 @@ class ExporterCore:
         self.trades_total = int(data.get("trades_total", 0))
         self.trades_failed = int(data.get("trades_failed", 0))
         self.last_restart_at = _dt(data.get("last_restart_at"))
+        self.last_restart_by_cause = {
+            c: at for c, v in (data.get("last_restart_by_cause") or {}).items() if (at := _dt(v)) is not None
+        }
         lc = data.get("last_check")
         self.last_check = (datetime.fromisoformat(lc[0]), int(lc[1])) if lc else None
         self.last_line_at = _dt(data.get("last_line_at"))
@@ -127,6 +132,7 @@ class ExporterCore:
             "trades_total": self.trades_total,
             "trades_failed": self.trades_failed,
             "last_restart_at": _iso(self.last_restart_at),
+            "last_restart_by_cause": {c: _iso(at) for c, at in self.last_restart_by_cause.items()},
             "last_check": [self.last_check[0].isoformat(), self.last_check[1]] if self.last_check else None,
             "last_line_at": _iso(self.last_line_at),
             "counted_until": _iso(self.counted_until),
@@ -231,6 +237,9 @@ class ExporterCore:
         new = [r for r in found if self.counted_until < r.at <= horizon]
         for r in new:
             self.restarts[r.cause.value] += 1
+            self.last_restart_by_cause[r.cause.value] = max(
+                r.at, self.last_restart_by_cause.get(r.cause.value, r.at)
+            )
             log.info("restart counted: at=%s cause=%s last_check=%s", r.at.isoformat(), r.cause, r.last_check)
         if new:
             self.counted_until = max(r.at for r in new)
@@ -260,6 +269,7 @@ class ExporterCore:
                 source_up=dict(self.source_up),
                 source_errors=dict(self.source_errors),
                 recent=list(self.recent),
+                last_restart_by_cause={c: at.timestamp() for c, at in self.last_restart_by_cause.items()},
             )
 
     def close(self) -> None:

@@ -50,6 +50,11 @@ STALL_SECONDS: Final = 5 * 60
 #: for the trader's log, not one line understood since the exporter started.
 SOURCE_NOTHING_UNDERSTOOD_SECONDS: Final = 10 * 60
 
+# --- no page from history ----------------------------------------------------------------------
+#: A counter Prometheus sees for the first time already above 0 (fresh TSDB, changed `instance`,
+#: moved scrape config) pages only when its latest event (restart, fix result) is this recent.
+FIRST_SIGHT_RECENT_SECONDS: Final = 15 * 60
+
 # --- data-loss risk ---------------------------------------------------------------------------
 #: Free share of the disk holding the trader's data below which data loss is a risk.
 DATA_DISK_FREE_MIN_RATIO: Final = 0.05
