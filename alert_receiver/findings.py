@@ -107,7 +107,9 @@ def choose_restart(restarts: Sequence[Restart], alert: Alert, match: timedelta) 
     if named is not None:
         # TraderRestarted names its restart (label restart_at): the one closest to that time, so a
         # second restart of the same cause minutes later is its own incident, not this one.
-        close = [r for r in (same or candidates) if abs((r.at - named).total_seconds()) <= RESTART_AT_TOLERANCE]
+        close = [
+            r for r in (same or candidates) if abs((r.at - named).total_seconds()) <= RESTART_AT_TOLERANCE
+        ]
         if close:
             return min(close, key=lambda r: abs((r.at - named).total_seconds()))
     return (same or candidates)[-1]
