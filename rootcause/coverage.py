@@ -15,7 +15,7 @@ from typing import Any
 from rootcause import patterns as P
 from rootcause.journal import entry_time, parse_json_line
 from rootcause.logparse import clean_line, parse_timestamp
-from rootcause.model import iso_ms
+from rootcause.model import Kind, Signal, iso_ms
 
 #: journalctl's text formats (short, short-iso, short-precise…) and its banner lines: what a user
 #: gets when they forget ``-o json``.
@@ -37,6 +37,14 @@ class SourceCoverage:
     first: datetime | None = None
     last: datetime | None = None
     problem: str | None = None  # why nothing could be used (missing, unreadable, wrong format…)
+    #: trades seen in a log, per hour (Unix time // 3600) → [succeeded, failed]
+    trades: dict[int, list[int]] = field(default_factory=dict)
+
+    def count_trades(self, signals: Iterable[Signal]) -> None:
+        for s in signals:
+            if s.kind in (Kind.TRADE_OK, Kind.TRADE_FAIL):
+                slot = self.trades.setdefault(int(s.at.timestamp() // 3600), [0, 0])
+                slot[s.kind is Kind.TRADE_FAIL] += 1
 
     def see(self, at: datetime) -> None:
         self.first = at if self.first is None or at < self.first else self.first

@@ -125,6 +125,7 @@ def log_signals(
             res = scanner.scan(block)
             if coverage is not None:
                 tally_log_block(coverage, block, tz, res.last_ts)
+                coverage.count_trades(res.signals)
             out = compact([*out, *res.signals], starts)
             if progress is not None:
                 progress(path, min(total, offset + len(block) - start), total)
