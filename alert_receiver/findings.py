@@ -9,9 +9,10 @@ label is only a fallback for display when the logs show nothing; it never select
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from alert_receiver.payload import Alert
@@ -28,6 +29,7 @@ SAME_CAUSE_WINDOW = timedelta(seconds=policy.SAME_CAUSE_WINDOW_SECONDS)
 DAY = timedelta(hours=24)
 #: a restart may be seen a little after the alert's startsAt
 MATCH_SLACK = timedelta(seconds=policy.RESTART_MATCH_SLACK_SECONDS)
+RESTART_AT_TOLERANCE = 60.0  # seconds between an alert's restart_at and the restart it names
 
 
 class InvestigationLike(Protocol):
@@ -101,7 +103,28 @@ def choose_restart(restarts: Sequence[Restart], alert: Alert, match: timedelta) 
         return None
     wanted = label_cause(alert)
     same = [r for r in candidates if r.cause.value == wanted]
+    named = restart_at_label(alert)
+    if named is not None:
+        # TraderRestarted names its restart (label restart_at): the one closest to that time, so a
+        # second restart of the same cause minutes later is its own incident, not this one.
+        close = [
+            r for r in (same or candidates) if abs((r.at - named).total_seconds()) <= RESTART_AT_TOLERANCE
+        ]
+        if close:
+            return min(close, key=lambda r: abs((r.at - named).total_seconds()))
     return (same or candidates)[-1]
+
+
+def restart_at_label(alert: Alert) -> datetime | None:
+    """The restart time an alert names in its ``restart_at`` label (Unix seconds), if any."""
+    raw = alert.label("restart_at").strip()
+    try:
+        value = float(raw)
+    except ValueError:
+        return None
+    if not math.isfinite(value) or value <= 0:
+        return None
+    return datetime.fromtimestamp(value, tz=UTC)
 
 
 def counts_around(restarts: Sequence[Restart], restart: Restart) -> tuple[int, int, int, tuple[str, ...]]:

@@ -52,6 +52,16 @@ class ReceiverCollector(Collector):
             remediations.add_metric([action, result], rc.get((action, result), 0))
         yield remediations
 
+        last = GaugeMetricFamily(
+            "restartguard_remediation_last_timestamp_seconds",
+            "Unix time a remediation action last had this result (0 when never)",
+            labels=["action", "result"],
+        )
+        last_at = self.store.remediation_last_at()
+        for action, result in sorted(keys | set(last_at)):
+            last.add_metric([action, result], last_at.get((action, result), 0.0))
+        yield last
+
         escalations = CounterMetricFamily(
             "restartguard_escalations", "Escalations sent to the owner", labels=["reason"]
         )

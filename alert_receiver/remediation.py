@@ -205,6 +205,14 @@ class RemediationEngine:
         try:
             plan, files = self._plan(changes)
         except (EditError, SystemctlError, OSError) as exc:
+            if dry_run:
+                # Nothing would have been changed either way: the playbook is reported as a plan
+                # whose current values could not be checked, never as a failed fix (no page).
+                out.outcome, out.reason = DRY_RUN, "dry_run_unchecked"
+                for a in changes:
+                    note = f"{a.describe()}; current value not checked: {exc}"
+                    out.actions.append(ActionRecord(a.type, getattr(a, "key", self.unit), DRY_RUN, note))
+                return self._record(run_key, incident_id, out, now)
             out.outcome, out.reason = FAILED, "plan_failed"
             out.actions.append(ActionRecord("diagnostics", self.unit, FAILED, f"cannot plan the fix: {exc}"))
             return self._record(run_key, incident_id, out, now)

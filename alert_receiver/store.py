@@ -399,6 +399,16 @@ class Store:
         )
         return {(str(r["action"]), str(r["result"])): int(r["n"]) for r in rows}
 
+    def remediation_last_at(self) -> dict[tuple[str, str], float]:
+        """When each (action, result) last happened: lets Prometheus tell a fresh failure from
+        history when it first sees the receiver's counters."""
+        rows = (
+            self.read()
+            .execute("SELECT action, result, max(at) AS t FROM remediation_actions GROUP BY action, result")
+            .fetchall()
+        )
+        return {(str(r["action"]), str(r["result"])): float(r["t"]) for r in rows}
+
     def runs_for_incident(self, incident_id: int) -> list[dict[str, Any]]:
         rows = (
             self.read()

@@ -39,6 +39,12 @@ FAMILIES: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
         "Unix time of the latest counted restart (0 when none was seen).",
         ("service",),
     ),
+    (
+        "trader_last_restart_by_cause_timestamp_seconds",
+        "gauge",
+        "Unix time of the latest counted restart of each cause (0 when none was seen).",
+        ("service", "cause"),
+    ),
     ("trader_memory_rss_bytes", "gauge", "Resident memory of the trader's process tree.", ("service",)),
     ("trader_memory_limit_bytes", "gauge", "The unit's cgroup memory limit, else host memory.", ("service",)),
     ("trader_memory_usage_ratio", "gauge", "Trader RSS / memory limit (0..1).", ("service",)),
@@ -130,6 +136,10 @@ class TraderCollector(Collector):
             restarts.add_metric([self.service, cause.value], float(snap.restarts.get(cause.value, 0)))
         yield restarts
         yield one("trader_last_restart_timestamp_seconds", snap.last_restart_at or 0.0)
+        by_cause = family("trader_last_restart_by_cause_timestamp_seconds")
+        for cause in ALL_CAUSES:
+            by_cause.add_metric([self.service, cause.value], snap.last_restart_by_cause.get(cause.value, 0.0))
+        yield by_cause
         yield one("trader_memory_rss_bytes", proc.rss_bytes)
         yield one("trader_memory_limit_bytes", proc.limit_bytes)
         ratio = proc.rss_bytes / proc.limit_bytes if proc.limit_bytes else 0.0

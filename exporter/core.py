@@ -21,6 +21,7 @@ from typing import Any, Protocol
 from exporter.sources import Batch
 from exporter.state import JsonState
 from restartguard.errors import RestartguardError
+from restartguard.policy import SOURCE_NOTHING_UNDERSTOOD_SECONDS
 from restartguard.taxonomy import ALL_CAUSES
 from rootcause.detect import JournalSpan, compact, detect_restarts
 from rootcause.model import Kind, Restart, Signal
@@ -49,6 +50,7 @@ class Snapshot:
     source_up: dict[str, bool]
     source_errors: dict[str, int]
     recent: list[Restart] = field(default_factory=list)
+    last_restart_by_cause: dict[str, float] = field(default_factory=dict)
 
 
 class ExporterCore:
@@ -61,8 +63,12 @@ class ExporterCore:
         merge_window: timedelta = timedelta(seconds=30),
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         trade_source: str | None = None,
+        silence: timedelta = timedelta(seconds=SOURCE_NOTHING_UNDERSTOOD_SECONDS),
     ) -> None:
         self.sources = list(sources)
+        #: A source whose records have all been unintelligible this long (or, for a steady source
+        #: such as the trader's log, that has understood nothing since start-up) is down.
+        self.silence = silence
         self.store = state
         self.settle = settle
         self.merge_window = merge_window
@@ -75,12 +81,17 @@ class ExporterCore:
         self.trades_total = 0
         self.trades_failed = 0
         self.last_restart_at: datetime | None = None
+        self.last_restart_by_cause: dict[str, datetime] = {}
         self.last_check: tuple[datetime, int] | None = None
         self.last_line_at: datetime | None = None
         self.window: list[Signal] = []
         self.counted_until: datetime | None = None
         self.journal_first_at: datetime | None = None
         self.source_up = {s.name: True for s in self.sources}
+        self.source_problem: dict[str, str | None] = {s.name: None for s in self.sources}
+        self.started_at = self.clock()
+        self._understood_at: dict[str, datetime | None] = {s.name: None for s in self.sources}
+        self._unintelligible_at: dict[str, datetime | None] = {s.name: None for s in self.sources}
         self.source_errors = {s.name: 0 for s in [*self.sources]}
         self.source_errors.setdefault("state", 0)
         self.recent: list[Restart] = []
@@ -99,6 +110,9 @@ class ExporterCore:
         self.trades_total = int(data.get("trades_total", 0))
         self.trades_failed = int(data.get("trades_failed", 0))
         self.last_restart_at = _dt(data.get("last_restart_at"))
+        self.last_restart_by_cause = {
+            c: at for c, v in (data.get("last_restart_by_cause") or {}).items() if (at := _dt(v)) is not None
+        }
         lc = data.get("last_check")
         self.last_check = (datetime.fromisoformat(lc[0]), int(lc[1])) if lc else None
         self.last_line_at = _dt(data.get("last_line_at"))
@@ -118,6 +132,7 @@ class ExporterCore:
             "trades_total": self.trades_total,
             "trades_failed": self.trades_failed,
             "last_restart_at": _iso(self.last_restart_at),
+            "last_restart_by_cause": {c: _iso(at) for c, at in self.last_restart_by_cause.items()},
             "last_check": [self.last_check[0].isoformat(), self.last_check[1]] if self.last_check else None,
             "last_line_at": _iso(self.last_line_at),
             "counted_until": _iso(self.counted_until),
@@ -148,11 +163,10 @@ class ExporterCore:
             try:
                 batch = src.poll()
             except RestartguardError as exc:
-                self.source_up[src.name] = False
                 self.source_errors[src.name] += 1
-                log.warning("source %s failed: %s", src.name, exc)
+                self._set_problem(src.name, str(exc))
                 continue
-            self.source_up[src.name] = True
+            self._set_problem(src.name, self._judge(src, batch))
             self.behind = self.behind or batch.more
             for sig in batch.signals:
                 if sig.kind in (Kind.TRADE_OK, Kind.TRADE_FAIL) and src.name == self.trade_source:
@@ -180,6 +194,35 @@ class ExporterCore:
                 log.error("%s", exc)
         return counted
 
+    def _judge(self, src: SignalSource, batch: Batch) -> str | None:
+        """Why a source that was read without error still tells nothing, or None."""
+        now = self.clock()
+        name = src.name
+        if batch.understood:
+            self._understood_at[name] = now
+        elif batch.records:
+            self._unintelligible_at[name] = now
+        since = self._understood_at[name] or self.started_at
+        if now - since < self.silence:
+            return None
+        waited = f"{self.silence.total_seconds():.0f} s"
+        garbage = self._unintelligible_at[name]
+        if garbage is not None and now - garbage < self.silence:
+            return f"records keep arriving but none was understood for {waited} (wrong file or format?)"
+        if self._understood_at[name] is None and getattr(src, "steady", False):
+            return f"nothing understood since the exporter started {waited} ago"
+        return None
+
+    def _set_problem(self, name: str, problem: str | None) -> None:
+        before = self.source_problem.get(name)
+        if problem != before:
+            if problem is None:
+                log.info("source %s is up again", name)
+            else:
+                log.warning("source %s down: %s", name, problem)
+        self.source_problem[name] = problem
+        self.source_up[name] = problem is None
+
     def _journal_span(self, now: datetime) -> JournalSpan | None:
         if self.journal_first_at is None or "journal" not in self.source_up:
             return None
@@ -194,6 +237,9 @@ class ExporterCore:
         new = [r for r in found if self.counted_until < r.at <= horizon]
         for r in new:
             self.restarts[r.cause.value] += 1
+            self.last_restart_by_cause[r.cause.value] = max(
+                r.at, self.last_restart_by_cause.get(r.cause.value, r.at)
+            )
             log.info("restart counted: at=%s cause=%s last_check=%s", r.at.isoformat(), r.cause, r.last_check)
         if new:
             self.counted_until = max(r.at for r in new)
@@ -223,6 +269,7 @@ class ExporterCore:
                 source_up=dict(self.source_up),
                 source_errors=dict(self.source_errors),
                 recent=list(self.recent),
+                last_restart_by_cause={c: at.timestamp() for c, at in self.last_restart_by_cause.items()},
             )
 
     def close(self) -> None:

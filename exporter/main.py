@@ -94,6 +94,7 @@ def build(settings: Settings, registry: CollectorRegistry) -> tuple[ExporterCore
         JsonState(settings.exporter.state_dir / "exporter-state.json"),
         settle=timedelta(seconds=settings.exporter.settle_seconds),
         merge_window=timedelta(seconds=settings.exporter.merge_window_seconds),
+        silence=timedelta(seconds=settings.exporter.source_silence_seconds),
     )
     proc = ProcessSource(
         settings.unit,

@@ -20,7 +20,8 @@ import psutil
 
 from exporter.tail import FileFollower, Position
 from restartguard.errors import SourceError
-from rootcause.journal import JournalParser, normalize_unit, parse_json_line
+from rootcause.coverage import stamped_lines
+from rootcause.journal import JournalParser, entry_time, normalize_unit, parse_json_line
 from rootcause.logparse import LineParser, LineRules
 from rootcause.model import Signal, Source
 from rootcause.scanner import BlockScanner, compile_prefilter
@@ -35,12 +36,27 @@ class Batch:
     signals: list[Signal] = field(default_factory=list)
     last_line_at: datetime | None = None  # the trader's latest log/stdout line (heartbeat)
     more: bool = False  # the source stopped at its per-poll limit: poll again to catch up
+    records: int = 0  # lines / entries read
+    understood: int = 0  # of which understood (a log line with a timestamp, a journal entry with a time)
+
+
+def _missing(follower: FileFollower, what: str) -> SourceError | None:
+    """A followed file that could not be opened at all: say why (an open file is never missing,
+    also while it is renamed away by rotation)."""
+    if follower.is_open:
+        return None
+    path = follower.path
+    if not path.exists():
+        return SourceError(f"{what} {path}: does not exist")
+    return SourceError(f"{what} {path}: cannot be opened")
 
 
 class LogFileSource:
     """The trader's own log file, followed across rotation."""
 
     name = "log"
+    #: The trader writes its log all the time: a log that never yields a line is not being read.
+    steady = True
 
     def __init__(self, path: Path, rules: LineRules, tz: Any, *, from_end: bool = False) -> None:
         self.path = Path(path)
@@ -61,8 +77,13 @@ class LogFileSource:
             data = self.follower.read()
         except OSError as exc:
             raise SourceError(f"log {self.path}: {exc.strerror or exc}") from exc
+        missing = _missing(self.follower, "log")
+        if missing is not None:
+            raise missing
         batch = Batch(more=self.follower.more)
         if data:
+            batch.records = data.count(b"\n")
+            batch.understood = stamped_lines(data)
             res = self.scanner.scan(data)
             batch.signals = res.signals
             batch.last_line_at = res.last_ts
@@ -76,6 +97,8 @@ class JournalFileSource:
     """A growing file of ``journalctl -o json`` lines (hosts without journald access, tests)."""
 
     name = "journal"
+    #: A journal filtered to one unit may be quiet for days: silence alone says nothing.
+    steady = False
 
     def __init__(self, path: Path, unit: str, rules: LineRules) -> None:
         self.path = Path(path)
@@ -101,6 +124,9 @@ class JournalFileSource:
             data = self.follower.read()
         except OSError as exc:
             raise SourceError(f"journal file {self.path}: {exc.strerror or exc}") from exc
+        missing = _missing(self.follower, "journal file")
+        if missing is not None:
+            raise missing
         batch = self._feed(data.splitlines())
         batch.more = self.follower.more
         return batch
@@ -109,9 +135,13 @@ class JournalFileSource:
         batch = Batch()
         before = self.parser.last_stdout_at
         for raw in lines:
+            if not raw.strip():
+                continue
+            batch.records += 1
             entry = parse_json_line(raw)
             if entry is None:
                 continue
+            batch.understood += entry_time(entry) is not None
             batch.signals.extend(self.parser.feed(entry))
             if self.first_at is None and batch.signals:
                 self.first_at = batch.signals[0].at

@@ -68,6 +68,11 @@ class FileFollower:
             self._fh.close()
             self._fh = None
 
+    @property
+    def is_open(self) -> bool:
+        """A file is being followed (False while the path does not exist or cannot be opened)."""
+        return self._fh is not None
+
     # -- opening ---------------------------------------------------------------------------
     def _open_path(self) -> IO[bytes] | None:
         try:

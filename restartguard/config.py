@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from restartguard import paths
 from restartguard.errors import ConfigError
 from restartguard.netaddr import parse_listen
+from restartguard.policy import SOURCE_NOTHING_UNDERSTOOD_SECONDS
 from restartguard.receiver_config import ReceiverSettings
 from restartguard.systemd_values import check_service_name
 
@@ -105,6 +106,10 @@ class ExporterSettings(_Strict):
     settle_seconds: float = Field(default=10.0, ge=0, le=600)
     poll_interval_seconds: float = Field(default=5.0, gt=0, le=300)
     merge_window_seconds: float = Field(default=30.0, gt=0, le=600)
+    #: A source that understood nothing this long is reported down (restartguard_source_up 0).
+    source_silence_seconds: float = Field(
+        default=float(SOURCE_NOTHING_UNDERSTOOD_SECONDS), gt=0, le=7 * 86400
+    )
 
     @field_validator("listen")
     @classmethod

@@ -28,3 +28,8 @@ class SourceError(RestartguardError):
 
 class StateError(RestartguardError):
     """Persisted state could not be written or read safely."""
+
+
+class CannotTellError(RestartguardError):
+    """Nothing readable covers what was asked: not an all-clear (exit code 2). The message names the
+    input and why."""

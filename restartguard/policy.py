@@ -45,6 +45,15 @@ TRADE_SUCCESS_MIN_TRADES: Final = 10
 TRADER_DOWN_FOR_SECONDS: Final = 2 * 60
 #: No log line (heartbeat) this long while the process runs: stalled.
 STALL_SECONDS: Final = 5 * 60
+#: An exporter source that understood nothing this long is down (default of
+#: ``exporter.source_silence_seconds``): every record unintelligible (a wrong file or format), or,
+#: for the trader's log, not one line understood since the exporter started.
+SOURCE_NOTHING_UNDERSTOOD_SECONDS: Final = 10 * 60
+
+# --- no page from history ----------------------------------------------------------------------
+#: A counter Prometheus sees for the first time already above 0 (fresh TSDB, changed `instance`,
+#: moved scrape config) pages only when its latest event (restart, fix result) is this recent.
+FIRST_SIGHT_RECENT_SECONDS: Final = 15 * 60
 
 # --- data-loss risk ---------------------------------------------------------------------------
 #: Free share of the disk holding the trader's data below which data loss is a risk.

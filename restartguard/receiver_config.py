@@ -93,6 +93,12 @@ class DropinSet(_Strict):
                 raise ValueError(f"need 0 < step <= cap <= {format_seconds(MAX_TIMEOUT_CAP)}")
         return self
 
+    def describe(self) -> str:
+        """What this action would do, from the playbook alone (no current value read)."""
+        if self.key == "Environment":
+            return f"would set {self.value}"
+        return f"would raise {self.key} by {self.step} (at most {self.cap})"
+
     @property
     def dropin_name(self) -> str:
         if self.dropin:
@@ -133,17 +139,28 @@ class ConfigSet(_Strict):
             raise ValueError("integer keys need whole-number step/cap/minimum/default")
         return self
 
+    def describe(self) -> str:
+        """What this action would do, from the playbook alone (no current value read)."""
+        floor = f", at least {self.minimum:g}" if self.minimum is not None else ""
+        return f"would raise {self.key} by {self.step:g} (at most {self.cap:g}{floor})"
+
 
 class RestartUnit(_Strict):
     """``systemctl restart <unit>`` (the unit from the top-level ``unit`` key, nothing else)."""
 
     type: Literal["restart_unit"] = "restart_unit"
 
+    def describe(self) -> str:
+        return "would run systemctl restart"
+
 
 class DaemonReload(_Strict):
     """``systemctl daemon-reload`` so that drop-ins take effect."""
 
     type: Literal["daemon_reload"] = "daemon_reload"
+
+    def describe(self) -> str:
+        return "would run systemctl daemon-reload"
 
 
 class Diagnostics(_Strict):

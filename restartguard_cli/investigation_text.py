@@ -13,6 +13,14 @@ def render_investigation(
     lines: list[str] = []
     window = f"{since.isoformat() if since else 'beginning'} .. {until.isoformat() if until else 'end'}"
     lines.append(f"restartguard investigation ({window})")
+    if result.coverage:
+        lines.append("read:")
+        for c in result.coverage:
+            span = (
+                f"{c.first.isoformat()} .. {c.last.isoformat()}" if c.first and c.last else "no time covered"
+            )
+            note = f"  ({c.problem})" if c.problem else ""
+            lines.append(f"  {c.label}: {c.read} records read, {c.understood} understood, {span}{note}")
     if not result.restarts:
         lines.append("No restarts found.")
     else:

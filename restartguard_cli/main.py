@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
+import shutil
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
 from restartguard.config import Settings, load_settings
-from restartguard.errors import ConfigError, RestartguardError, UsageError
+from restartguard.errors import CannotTellError, ConfigError, RestartguardError, UsageError
 from restartguard.paths import (
     CONFIG_FILE,
     RECEIVER_TOKEN,
@@ -237,7 +239,32 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         require_file(path, flag="check-config" if args.path else "--config", what="configuration file")
     settings = load_settings(path)
     print(f"configuration OK: unit={settings.unit} service={settings.service_name}")
+    for warning in source_warnings(settings):
+        print(f"restartguard: warning: {warning}", file=sys.stderr)
     return EXIT_OK
+
+
+def source_warnings(settings: Settings) -> list[str]:
+    """Sources the configuration names that cannot be read now: the exporter would report them
+    down and ``diagnose`` could not judge from them."""
+    out = []
+    files = [("log.paths", p) for p in settings.log.paths]
+    if settings.journal.enabled and settings.journal.json_file is not None:
+        files.append(("journal.json_file", settings.journal.json_file))
+    for key, p in files:
+        if not p.exists():
+            out.append(f"{key}: {p} does not exist")
+        elif not p.is_file() or not os.access(p, os.R_OK):
+            out.append(f"{key}: {p} cannot be read")
+    if (
+        settings.journal.enabled
+        and settings.journal.json_file is None
+        and shutil.which(settings.journal.journalctl) is None
+    ):
+        out.append(f"journal.journalctl: {settings.journal.journalctl!r} is not on PATH")
+    if not settings.journal.enabled and not settings.log.paths:
+        out.append("no source: journal disabled and no log.paths, nothing to judge restarts from")
+    return out
 
 
 #: Subcommand → "module:function". Modules load only when their command runs, so the exporter
@@ -294,7 +321,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         _say(f"configuration error: {exc}")
         return EXIT_USAGE
-    except UsageError as exc:
+    except (UsageError, CannotTellError) as exc:
         _say(str(exc))
         return EXIT_USAGE
     except BrokenPipeError:

@@ -11,12 +11,19 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from restartguard.config import Settings, load_settings, resolve_tz
 from restartguard.durations import parse_duration
-from restartguard.errors import UsageError
+from restartguard.errors import CannotTellError, UsageError
 from restartguard_cli.exits import EXIT_FAIL, EXIT_OK
 from restartguard_cli.inputs import emit, require_file
 from restartguard_cli.investigation_text import render_investigation
 from restartguard_cli.progress import terminal_progress
-from rootcause.investigation import investigate, investigate_settings, read_journal_file, rules_from_settings
+from rootcause.coverage import SourceCoverage, blind_reason, coverage_warnings
+from rootcause.investigation import (
+    Investigation,
+    investigate,
+    investigate_settings,
+    read_journal,
+    rules_from_settings,
+)
 
 
 def parse_time(value: str, *, flag: str) -> datetime:
@@ -55,10 +62,12 @@ def _investigate_args(
     start_pattern: str | None = None,
     log_tz: tzinfo | None = None,
 ) -> dict[str, object]:
-
-    entries = [
-        e for f in args.journal_json for e in read_journal_file(require_file(f, flag="--journal-json"))
-    ]
+    entries: list[dict[str, object]] = []
+    coverage: list[SourceCoverage] = []
+    for f in args.journal_json:
+        got, cov = read_journal(require_file(f, flag="--journal-json"))
+        entries.extend(got)
+        coverage.append(cov)
     logs = [require_file(p, flag="--log", what="log file") for p in args.log]
     return {
         "journal_entries": entries,
@@ -69,7 +78,27 @@ def _investigate_args(
         "since": since,
         "until": until,
         "merge_window": timedelta(seconds=settings.exporter.merge_window_seconds),
+        "journal_coverage": coverage,
     }
+
+
+def judge_coverage(
+    result: Investigation, *, since: datetime | None, until: datetime | None, strict: bool
+) -> None:
+    """Refuse an all-clear from a blind read (exit 2, one line naming the input and why); warn on
+    stderr about partial blindness. ``strict``: every input was named on the command line, so one
+    that cannot be read or holds nothing understood is an error, not a warning (an empty one is a
+    warning)."""
+    if strict:
+        for c in result.coverage:
+            if c.problem or (c.understood == 0 and c.read):
+                flag = {"journal": "--journal-json", "log": "--log"}.get(c.kind, c.kind)
+                raise CannotTellError(f"{flag} {c.name}: {c.why_blind()}")
+    reason = blind_reason(result.coverage, since, until)
+    if reason is not None:
+        raise CannotTellError(f"cannot tell: {reason}")
+    for warning in coverage_warnings(result.coverage, since, until):
+        print(f"restartguard: warning: {warning}", file=sys.stderr)
 
 
 def cmd_investigate(args: argparse.Namespace) -> int:
@@ -92,6 +121,7 @@ def cmd_investigate(args: argparse.Namespace) -> int:
     )
     with terminal_progress(kwargs["log_files"]) as progress:  # type: ignore[arg-type]
         result = investigate(**kwargs, progress=progress)  # type: ignore[arg-type]
+    judge_coverage(result, since=since, until=until, strict=True)
     if args.json:
         # The text report carries its warnings; JSON carries them in "warnings" and, for the
         # person at the terminal, once on stderr.
@@ -109,10 +139,12 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
     window = parse_window(args.window)
     now = datetime.now(UTC)
     since = now - window
-    if args.journal_json or args.log:
+    explicit = bool(args.journal_json or args.log)
+    if explicit:
         result = investigate(**_investigate_args(args, settings, since=since, until=now))  # type: ignore[arg-type]
     else:
         result = investigate_settings(settings, since=since, until=now)
+    judge_coverage(result, since=since, until=now, strict=explicit)
     unplanned = [r for r in result.restarts if r.unplanned]
     if args.json:
         out = result.to_json()

@@ -17,6 +17,7 @@ from typing import Any
 
 from restartguard.config import LogSettings, Settings
 from restartguard.errors import SourceError
+from rootcause.coverage import JournalTally, SourceCoverage, tally_log_block
 from rootcause.detect import Escalation, JournalSpan, compact, detect_restarts, escalation_for
 from rootcause.journal import JournalParser, entry_time, iter_json_lines, normalize_unit
 from rootcause.logparse import LineParser, LineRules, clean_line, parse_timestamp
@@ -36,6 +37,8 @@ class Investigation:
     restarts: list[Restart]
     escalation: Escalation
     warnings: tuple[str, ...] = ()
+    #: What was read, per source (see :mod:`rootcause.coverage`); empty when built by hand.
+    coverage: tuple[SourceCoverage, ...] = ()
 
     def by_cause(self) -> dict[str, int]:
         return dict(Counter(r.cause.value for r in self.restarts))
@@ -46,6 +49,7 @@ class Investigation:
             "by_cause": self.by_cause(),
             "escalation": {"required": self.escalation.required, "reasons": list(self.escalation.reasons)},
             "warnings": list(self.warnings),
+            "coverage": {c.name: c.to_json() for c in self.coverage},
         }
 
 
@@ -98,12 +102,13 @@ def log_signals(
     until: datetime | None = None,
     starts: Sequence[datetime] = (),
     progress: Progress | None = None,
+    coverage: SourceCoverage | None = None,
 ) -> list[Signal]:
     """Signals from one trader log file, reading only around [since - LOOKBACK, until].
 
     Compacted block by block (:func:`~rootcause.detect.compact`, with the other sources' start
     times as boundaries), so memory stays small however long the log: only the last check of each
-    stretch between starts can matter."""
+    stretch between starts can matter. ``coverage``, when given, counts the lines read."""
     parser = LineParser(rules, tz, Source.LOG)
     scanner = BlockScanner(parser, compile_prefilter(rules.prefilter_pattern()))
     try:
@@ -118,6 +123,9 @@ def log_signals(
         out: list[Signal] = []
         for offset, block in read_blocks(fh, start):
             res = scanner.scan(block)
+            if coverage is not None:
+                tally_log_block(coverage, block, tz, res.last_ts)
+                coverage.count_trades(res.signals)
             out = compact([*out, *res.signals], starts)
             if progress is not None:
                 progress(path, min(total, offset + len(block) - start), total)
@@ -152,17 +160,45 @@ def investigate(
     until: datetime | None = None,
     merge_window: timedelta = timedelta(seconds=30),
     progress: Progress | None = None,
+    journal_coverage: Sequence[SourceCoverage] = (),
 ) -> Investigation:
-    jsigs, span = journal_signals(journal_entries, unit, rules)
+    """``journal_coverage``: what reading ``journal_entries`` covered (see :func:`read_journal`);
+    without it, entries handed in are counted as one source named "journal"."""
+    entries = list(journal_entries)
+    coverage = list(journal_coverage)
+    if not coverage and entries:
+        cov = SourceCoverage("journal", "journal")
+        entries = list(JournalTally(cov).entries_of(entries))
+        coverage.append(cov)
+    jsigs, span = journal_signals(entries, unit, rules)
     signals = list(jsigs)
     starts = [s.at for s in jsigs if s.kind is Kind.START]
     for path in log_files:
-        signals.extend(
-            log_signals(path, rules, log_tz, since=since, until=until, starts=starts, progress=progress)
-        )
+        cov = SourceCoverage("log", str(path))
+        coverage.append(cov)
+        try:
+            signals.extend(
+                log_signals(
+                    path,
+                    rules,
+                    log_tz,
+                    since=since,
+                    until=until,
+                    starts=starts,
+                    progress=progress,
+                    coverage=cov,
+                )
+            )
+        except SourceError as exc:
+            cov.problem = str(exc)
     restarts = detect_restarts(dedupe(signals), merge_window=merge_window, journal=span)
     restarts = [r for r in restarts if (since is None or r.at >= since) and (until is None or r.at <= until)]
-    return Investigation(restarts, escalation_for(restarts), tuple(time_zone_warnings(signals, merge_window)))
+    return Investigation(
+        restarts,
+        escalation_for(restarts),
+        tuple(time_zone_warnings(signals, merge_window)),
+        tuple(coverage),
+    )
 
 
 def time_zone_warnings(signals: Sequence[Signal], merge_window: timedelta) -> list[str]:
@@ -203,6 +239,18 @@ def read_journal_file(path: Path) -> Iterable[dict[str, Any]]:
         raise SourceError(f"cannot read journal file {path}: {exc.strerror or exc}") from exc
 
 
+def read_journal(path: Path) -> tuple[list[dict[str, Any]], SourceCoverage]:
+    """The entries of a ``journalctl -o json`` file and what reading it covered; a file that cannot
+    be read is a coverage with its ``problem`` said, not an exception."""
+    cov = SourceCoverage("journal", str(path))
+    try:
+        with path.open("rb") as fh:
+            return list(JournalTally(cov).entries(fh)), cov
+    except OSError as exc:
+        cov.problem = f"cannot read: {exc.strerror or exc}"
+        return [], cov
+
+
 def run_journalctl(argv: list[str]) -> Iterable[bytes]:
     """Default journal runner: run journalctl (never through a shell) and yield its lines."""
     try:
@@ -232,20 +280,32 @@ def investigate_settings(
     until: datetime | None,
     journal_runner: JournalRunner | None = None,
 ) -> Investigation:
-    """Investigate with the sources named in the configuration (used by the receiver)."""
-    entries: Iterable[dict[str, Any]] = ()
+    """Investigate with the sources named in the configuration (used by the receiver and
+    ``diagnose``). A configured source that is missing or unreadable is in the coverage with why."""
+    entries: list[dict[str, Any]] = []
+    coverage: list[SourceCoverage] = []
     if settings.journal.enabled:
         if settings.journal.json_file is not None:
-            entries = (
-                list(read_journal_file(settings.journal.json_file))
-                if settings.journal.json_file.exists()
-                else []
-            )
+            entries, cov = read_journal(settings.journal.json_file)
         else:
             runner = journal_runner or run_journalctl
-            entries = list(iter_json_lines(runner(journalctl_argv(settings, since, until))))
-    logs = [p for p in settings.log.paths if p.exists()]
-    return investigate(
+            cov = SourceCoverage("journal", "journalctl")
+            try:
+                entries = list(JournalTally(cov).entries(runner(journalctl_argv(settings, since, until))))
+            except SourceError as exc:
+                cov.problem = str(exc)
+            # journalctl answered for everything up to the moment it was asked.
+            if cov.understood and until is not None:
+                cov.see(min(until, datetime.now(UTC)))
+        coverage.append(cov)
+    logs = []
+    for path in settings.log.paths:
+        problem = _unreadable(path)
+        if problem is None:
+            logs.append(path)
+        else:
+            coverage.append(SourceCoverage("log", str(path), problem=problem))
+    result = investigate(
         journal_entries=entries,
         log_files=logs,
         unit=settings.unit,
@@ -254,7 +314,19 @@ def investigate_settings(
         since=since,
         until=until,
         merge_window=timedelta(seconds=settings.exporter.merge_window_seconds),
+        journal_coverage=coverage,
     )
+    return result
+
+
+def _unreadable(path: Path) -> str | None:
+    try:
+        with path.open("rb"):
+            return None
+    except FileNotFoundError:
+        return "does not exist"
+    except OSError as exc:
+        return f"cannot read: {exc.strerror or exc}"
 
 
 def log_context(settings: Settings, before: datetime, lines: int = 50) -> list[str]:

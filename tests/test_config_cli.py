@@ -71,10 +71,11 @@ def test_diagnose_exits_1_on_unplanned_restart_in_window(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     d = INCIDENTS / "oom_cgroup_kill"
-    # The sample's restart is months before "now": outside the default 1 h window.
+    # The sample ends months before "now": nothing covers the default 1 h window, so it cannot tell.
     args = ["diagnose", "--journal-json", str(d / "journal.json"), "--log", str(d / "trader.log")]
-    assert main([*args, "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)["unplanned"] == 0
+    assert main([*args, "--json"]) == 2
+    cap = capsys.readouterr()
+    assert cap.out == "" and "no record covers the window" in cap.err
     assert main([*args, "--window", "100000d", "--json"]) == 1
     out = json.loads(capsys.readouterr().out)
     assert out["unplanned"] == 1 and out["restarts"][0]["cause"] == "oom"

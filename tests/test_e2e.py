@@ -6,12 +6,15 @@ One scenario runs once per module (fixture ``loop``) and records what an operato
 the tests below assert on it. Timeline (the restart rules are evaluated every minute, as
 prometheus/rules.yml requires, so the scenario needs two evaluations):
 
-1. batch 1: an OOM kill, a stop timeout (systemd_kill) and an operator's clean restart →
-   TraderRestarted for oom and systemd_kill; 2 unplanned restarts: no escalation yet;
-2. batch 2: a requests ReadTimeout (api_timeout) and an unhandled KeyError (exception) → the
+1. batch 1: an OOM kill, an unhandled KeyError (exception) and an operator's clean restart →
+   TraderRestarted for oom and exception; 2 unplanned restarts: no escalation yet;
+2. batch 2: a requests ReadTimeout (api_timeout) and a stop timeout (systemd_kill) → the
    3rd and 4th unplanned restarts in the hour: TraderRestartStorm and one escalation;
 3. an alert resolved through Alertmanager: reported, nothing done;
-4. every dashboard query against this Prometheus.
+4. a second exception restart five minutes after the first, while the first one's
+   TraderRestarted still fires: its own TraderRestarted (its own restart_at), its own remediation
+   notification within two minutes, its own incident;
+5. every dashboard query against this Prometheus.
 """
 
 from __future__ import annotations
@@ -38,8 +41,10 @@ pytestmark = pytest.mark.integration
 SERVICE = "bitget-bot"
 RESTART_GROUP = "restartguard.restarts"
 BATCH_SECONDS = 15.0  # a batch of restarts, the exporter's settle time and a scrape, with margin
-UNPLANNED_BATCH_1 = ("oom", "systemd_kill")
-UNPLANNED_BATCH_2 = ("api_timeout", "exception")
+UNPLANNED_BATCH_1 = ("oom", "exception")
+UNPLANNED_BATCH_2 = ("api_timeout", "systemd_kill")
+SAME_CAUSE_GAP = 300.0  # the second exception restart, this long after the first
+NOTIFY_WITHIN = 120.0  # policy: every unplanned restart is investigated at once
 ALERT_DEADLINE = 150.0  # two 1-minute rule evaluations, Alertmanager group_wait, processing
 
 
@@ -54,6 +59,8 @@ class Loop:
     discord: FakeDiscord
     restarts: dict[str, dict[str, Any]] = field(default_factory=dict)  # cause → trigger result
     last_check_before: dict[str, int | None] = field(default_factory=dict)  # cause → last check #
+    # the second exception restart (step 4): trigger result, last check, seconds to its report
+    again: dict[str, Any] = field(default_factory=dict)
     after_batch_1: dict[str, Any] = field(default_factory=dict)
     after_batch_2: dict[str, Any] = field(default_factory=dict)
     resolved: dict[str, Any] = field(default_factory=dict)
@@ -132,15 +139,17 @@ def wait_for_checks(stack: Stack, pid: int, n: int = 2) -> None:
     wait_until(f"{n} checks from pid {pid}", enough, timeout=20)
 
 
-def restart(loop: Loop, cause: str) -> None:
+def restart(loop: Loop, cause: str) -> tuple[dict[str, Any], int | None]:
     stack = loop.stack
     pid = int(stack.trader_status()["MainPID"])
     wait_for_checks(stack, pid)
     result = stack.trigger(cause)
     assert result["ok"], result
     assert result["old_pid"] == pid and result["new_pid"] != pid
-    loop.last_check_before[cause] = last_check_of(stack, pid)
-    loop.restarts[cause] = result
+    if cause not in loop.restarts:
+        loop.last_check_before[cause] = last_check_of(stack, pid)
+        loop.restarts[cause] = result
+    return result, last_check_of(stack, pid)
 
 
 def wait_for(what: str, probe: Callable[[], Any], timeout: float, loop: Loop) -> Any:
@@ -158,6 +167,17 @@ def incident_done(loop: Loop, cause: str) -> dict[str, Any] | None:
         ):
             return inc
     return None
+
+
+def incidents_done(loop: Loop, cause: str) -> list[dict[str, Any]]:
+    """Every incident of ``cause`` whose remediation result has reached Discord."""
+    return [
+        inc
+        for inc in loop.restart_incidents()
+        if inc["cause"] == cause
+        and inc.get("remediation")
+        and len(find_embeds(loop.messages(), rf"#{inc['id']}$")) >= 2
+    ]
 
 
 def firing(loop: Loop, alertname: str, **labels: str) -> list[dict[str, Any]]:
@@ -334,7 +354,29 @@ def loop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Loop]:
         lp.resolved = {"before": before, "after": snapshot(lp)}
         lp.timings["resolved"] = time.monotonic() - t0
 
-        # 4. The dashboard against this Prometheus.
+        # 4. The same cause again, five minutes after the first, while its alert still fires.
+        first = lp.restarts["exception"]["started_at"]
+        wait_for(
+            "five minutes since the first exception restart",
+            lambda: time.time() >= first + SAME_CAUSE_GAP,
+            SAME_CAUSE_GAP + 30,
+            lp,
+        )
+        assert firing(lp, "TraderRestarted", cause="exception"), "the first one's alert still fires"
+        result, last_check = restart(lp, "exception")
+        lp.again = {"result": result, "last_check": last_check}
+        wait_for(
+            "the second exception incident",
+            lambda: len(incidents_done(lp, "exception")) == 2,
+            ALERT_DEADLINE,
+            lp,
+        )
+        lp.again["notified_after"] = time.time() - result["started_at"]
+        lp.again["gap"] = result["started_at"] - first
+        lp.again["alerts"] = firing(lp, "TraderRestarted", cause="exception")
+        lp.timings["same_cause_again_handled"] = time.monotonic() - t0
+
+        # 5. The dashboard against this Prometheus.
         lp.marks["dashboard_rules_evaluated"] = stack.last_evaluation(RESTART_GROUP) or 0.0
         lp.marks["restart_group_iterations"] = restart_group_iterations(lp)
         lp.dashboard = run_dashboard_queries(lp)
@@ -356,6 +398,9 @@ def test_every_process_started_on_loopback_and_pids_really_change(loop: Loop) ->
         assert url.startswith("http://127.0.0.1:"), (name, url)
     pids = [r["old_pid"] for r in loop.restarts.values()] + [r["new_pid"] for r in loop.restarts.values()]
     assert len(set(pids)) == len(loop.restarts) + 1  # a chain of distinct processes
+    # The second exception restart comes after the api_timeout fix's own restart of the unit.
+    again = loop.again["result"]
+    assert again["old_pid"] != again["new_pid"] and again["new_pid"] not in pids
 
 
 def test_exporter_counts_each_restart_once_by_cause(loop: Loop) -> None:
@@ -363,7 +408,7 @@ def test_exporter_counts_each_restart_once_by_cause(loop: Loop) -> None:
     # The receiver's api_timeout fix restarts the unit with systemctl: a second manual restart.
     assert counts == {
         "oom": 1,
-        "exception": 1,
+        "exception": 2,
         "api_timeout": 1,
         "systemd_kill": 1,
         "supervisor_conflict": 0,
@@ -373,9 +418,11 @@ def test_exporter_counts_each_restart_once_by_cause(loop: Loop) -> None:
 
 
 def test_one_incident_per_unplanned_restart_with_the_right_cause(loop: Loop) -> None:
-    incidents = loop.restart_incidents()
+    incidents = sorted(loop.restart_incidents(), key=lambda i: i["restart_at"])
     by_cause = {}
     for inc in incidents:
+        if inc["cause"] == "exception" and "exception" in by_cause:
+            continue  # the second exception restart: test_same_cause_again_is_its_own_notification
         assert inc["cause"] not in by_cause, f"two incidents for {inc['cause']}: {incidents}"
         by_cause[inc["cause"]] = inc
     assert set(by_cause) == {*UNPLANNED_BATCH_1, *UNPLANNED_BATCH_2}
@@ -427,7 +474,7 @@ def test_discord_reports_each_incident_with_its_facts(loop: Loop) -> None:
         f = fields_of(reports[0])
         assert f"`{cause}`" in f["原因"]
         assert f["判定根拠"] == "ログから判定"
-        assert f["最後のチェック"] == f"check #{loop.last_check_before[cause]}"
+        assert f["最後のチェック"] == f"check #{expected_last_check(loop, inc)}"
         assert inc["report_path"] in f["詳細レポート"]
         assert "証拠" in f
         if cause == "exception":
@@ -447,6 +494,13 @@ def test_discord_reports_each_incident_with_its_facts(loop: Loop) -> None:
             assert "自動修正がありません" in r["理由"]
 
 
+def expected_last_check(loop: Loop, inc: dict[str, Any]) -> int | None:
+    started = datetime.fromisoformat(inc["restart_at"]).timestamp()
+    if inc["cause"] == "exception" and abs(started - loop.again["result"]["started_at"]) < 2:
+        return loop.again["last_check"]  # type: ignore[no-any-return]
+    return loop.last_check_before[inc["cause"]]
+
+
 def test_no_escalation_at_two_unplanned_restarts(loop: Loop) -> None:
     snap = loop.after_batch_1
     assert escalation_embeds(snap["messages"]) == []
@@ -460,8 +514,9 @@ def test_escalation_after_the_third_unplanned_restart_in_an_hour(loop: Loop) -> 
     assert storm and storm[0]["state"] == "firing"
     assert storm[0]["labels"]["escalate"] == "true"
     assert float(storm[0]["value"]) >= 3
-    escalations = escalation_embeds(loop.messages())
-    assert len(escalations) == 1, titles(loop.messages())  # storm + classifier + 2 incidents: paged once
+    # storm + classifier + 2 incidents: paged once (until step 4, which adds a 5th restart)
+    escalations = escalation_embeds(snap["messages"])
+    assert len(escalations) == 1, titles(snap["messages"])
     f = fields_of(escalations[0])
     for name in ("状況", "再起動回数", "原因", "実施した対応", "現在の状態", "詳細レポート"):
         assert name in f, f
@@ -545,8 +600,8 @@ def test_dashboard_shows_what_happened(loop: Loop) -> None:
         return values[0][1]
 
     assert one("Trader up") == 1
-    assert one("Unplanned restarts 24 h / 7 d / 30 d", "A") == 4
-    assert one("Unplanned restarts 24 h / 7 d / 30 d", "C") == 4
+    assert one("Unplanned restarts 24 h / 7 d / 30 d", "A") == 5
+    assert one("Unplanned restarts 24 h / 7 d / 30 d", "C") == 5
     # The operator's restart, plus the api_timeout fix's restart once a rule evaluation has seen it
     # (the dashboard is queried seconds after that restart; the restart rules run once a minute).
     seen_fix = loop.marks["dashboard_rules_evaluated"] - loop.marks["fix_restart_counted"]
@@ -558,15 +613,42 @@ def test_dashboard_shows_what_happened(loop: Loop) -> None:
         "oom": 1,
         "systemd_kill": 1,
         "api_timeout": 1,
-        "exception": 1,
+        "exception": 2,
     }
     assert one("Restart goals", "A") == 0  # the weekly goal of 0 unplanned restarts is missed
     assert one("Last check #") >= 1
     last_restart = one("Last restart") / 1000
-    assert abs(last_restart - max(r["started_at"] for r in loop.restarts.values())) < 120
+    assert abs(last_restart - loop.again["result"]["started_at"]) < 120
     assert one("Trade success 24 h vs 50 %") > 0
     assert 0 < one("Availability 30 d vs 99.9 %") <= 1
     if alerts_series_written(loop):
-        assert one("Firing alerts") >= 5  # 4 × TraderRestarted + TraderRestartStorm (+ others)
+        assert one("Firing alerts") >= 5  # TraderRestarted per restart + TraderRestartStorm (+ others)
     else:
         assert one("Firing alerts") == 0  # ALERTS not written yet: the panel's `or vector(0)`
+
+
+def test_same_cause_again_is_its_own_notification(loop: Loop) -> None:
+    """Two exception restarts five minutes apart: two TraderRestarted alerts (each its own
+    restart_at), two remediation notifications, two incidents, the second within two minutes."""
+    again = loop.again
+    print(
+        f"\nsecond exception restart {again['gap']:.0f} s after the first, reported after {again['notified_after']:.0f} s"
+    )
+    assert again["gap"] >= SAME_CAUSE_GAP
+    assert again["notified_after"] <= NOTIFY_WITHIN
+    assert len({a["labels"]["restart_at"] for a in again["alerts"]}) == 2, again["alerts"]
+    first, second = sorted(incidents_done(loop, "exception"), key=lambda i: i["restart_at"])
+    assert (
+        abs(
+            datetime.fromisoformat(first["restart_at"]).timestamp() - loop.restarts["exception"]["started_at"]
+        )
+        < 2
+    )
+    assert abs(datetime.fromisoformat(second["restart_at"]).timestamp() - again["result"]["started_at"]) < 2
+    detail = loop.stack.incident(second["id"])
+    assert detail["data"]["finding"]["restart"]["previous_pid"] == again["result"]["old_pid"]
+    assert detail["data"]["finding"]["restart"]["last_check"] == again["last_check"]
+    messages = loop.messages()
+    for inc in (first, second):
+        assert len(find_embeds(messages, rf"^🔍 .*#{inc['id']}$")) == 1, titles(messages)
+        assert len(find_embeds(messages, rf"^🔧 .*#{inc['id']}$")) == 1, titles(messages)

@@ -367,3 +367,24 @@ def test_catch_up_polls_until_no_source_has_a_backlog() -> None:
     src = Backlogged()
     core = ExporterCore([src], None)
     assert core.catch_up() == 3 and src.left == 0 and not core.behind
+
+
+def test_last_restart_per_cause_is_exported_and_survives_an_exporter_restart(rig: Rig) -> None:
+    """trader_last_restart_by_cause_timestamp_seconds lets the rules tell a fresh restart from
+    history when Prometheus first sees counters above 0 (prometheus/tests/first_sight_test.yml)."""
+    core = rig.core()
+    rig.boot(T0 + timedelta(seconds=1), 100)
+    end = rig.checks(T0 + timedelta(seconds=2), 1, 5)
+    rig.clock.now = end
+    core.poll()
+    append(rig.journal, oom_death(end + timedelta(seconds=30)))
+    rig.boot(end + timedelta(seconds=40), 101)
+    rig.clock.now = end + timedelta(seconds=60)
+    (restart,) = core.poll()
+    snap = core.snapshot()
+    assert snap.last_restart_by_cause == {"oom": restart.at.timestamp()}
+    assert snap.last_restart_at == restart.at.timestamp()
+    core.close()
+    again = rig.core()
+    assert again.snapshot().last_restart_by_cause == {"oom": restart.at.timestamp()}
+    again.close()

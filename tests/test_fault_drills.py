@@ -93,9 +93,9 @@ def write_config(tmp: Path, log: Path, *, poll: float = 0.05) -> Path:
 class Exporter:
     """``restartguard exporter`` in a subprocess; stderr collected, port read from its log line."""
 
-    def __init__(self, config: Path) -> None:
+    def __init__(self, config: Path, extra: list[str] | None = None) -> None:
         self.proc = subprocess.Popen(
-            [*EXPORTER, "--config", str(config)],
+            [*EXPORTER, "--config", str(config), *(extra or [])],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,

@@ -186,11 +186,16 @@ def test_readable_report_with_no_restarts(tmp_path: Path, capsys: pytest.Capture
     assert "No restarts found." in out and "No escalation required." in out
 
 
-def test_garbage_journal_file_is_not_an_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_garbage_only_journal_file_is_no_all_clear(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Garbage is skipped without a crash, but a file of nothing else is not an answer: exit 2."""
     junk = tmp_path / "junk.json"
     junk.write_bytes(b'\x00\xff{not json\n{"MESSAGE": \n' + b"z" * 300_000 + b"\n")
-    got = investigate_json(capsys, "--journal-json", str(junk))
-    assert got["restarts"] == []
+    rc, out, err = investigate(capsys, "--journal-json", str(junk), "--json")
+    assert (rc, out) == (2, "")
+    assert f"--journal-json {junk}" in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
 
 
 @pytest.mark.parametrize(

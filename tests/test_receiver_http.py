@@ -337,3 +337,34 @@ def test_classifier_cause_wins_over_label(tmp_path: Path, fake_systemctl: FakeSy
         assert h.runs()[0]["cause"] == "systemd_kill"
     finally:
         h.close()
+
+
+def test_metrics_say_when_each_remediation_result_last_happened(harness: Harness) -> None:
+    """restartguard_remediation_last_timestamp_seconds: 0 until it happens, then the time it did,
+    so a Prometheus first seeing old failed counts pages nothing (prometheus/tests/first_sight_test.yml)."""
+    text = harness.client.get("/metrics").get_data(as_text=True)
+    assert 'restartguard_remediation_last_timestamp_seconds{action="dropin_set",result="success"} 0.0' in text
+    assert harness.post(make_notification(make_alert())).status_code == 200
+    assert harness.process() == 1
+    samples = {
+        key: float(value)
+        for key, value in (
+            line.rsplit(" ", 1) for line in harness.client.get("/metrics").get_data(as_text=True).splitlines()
+        )
+        if key.startswith(
+            ("restartguard_remediation_last_timestamp_seconds{", "restartguard_remediations_total{")
+        )
+    }
+    counted = {
+        k.split("{", 1)[1]
+        for k, v in samples.items()
+        if k.startswith("restartguard_remediations_total") and v
+    }
+    stamped = {
+        k.split("{", 1)[1]
+        for k, v in samples.items()
+        if k.startswith("restartguard_remediation_last") and v > 1e9
+    }
+    assert counted and stamped == counted, (
+        "a timestamp for every (action, result) that happened, none for others"
+    )

@@ -332,8 +332,16 @@ def test_aggregations_keep_service() -> None:
 
 def test_restart_alerts_keep_cause_and_exclude_manual() -> None:
     by_name = {rule["alert"]: rule for rule in alerts()}
+    by_record = {rule["record"]: rule for rule in records()}
+    # TraderRestarted fires per restart from trader:restarts:new, which keeps only unplanned ones.
+    assert "trader:restarts:new" in str(by_name["TraderRestarted"]["expr"])
+    assert str(by_record["trader:restarts:new"]["expr"]).count('cause!="manual"') == 2
     for name in ("TraderRestarted", "TraderSameCauseRestarts"):
-        expr = str(by_name[name]["expr"])
+        expr = (
+            str(by_name[name]["expr"])
+            if name != "TraderRestarted"
+            else str(by_record["trader:restarts:new"]["expr"])
+        )
         assert 'cause!="manual"' in expr, name
         assert "{{ $labels.cause }}" in by_name[name]["annotations"]["summary"]
     assert "unplanned" in str(by_name["TraderRestartStorm"]["expr"])
