@@ -1,7 +1,7 @@
 """The Flask app: ``POST /alerts`` (Alertmanager webhook), ``/healthz``, ``/metrics``, ``/incidents``.
 
-All I/O is injected (:func:`create_app`): the systemctl runner, the clock, the Discord outbox,
-the classifier. A webhook is answered 200 only once its notification is committed to SQLite;
+All I/O is injected (:func:`create_app`): the read-only systemctl runner, the actuator's spool
+client, the clock, the Discord outbox, the classifier. A webhook is answered 200 only once its notification is committed to SQLite;
 the work happens in a worker thread (:class:`~alert_receiver.processor.Processor`).
 
 Answers: 401 without a valid token (``Authorization: Bearer <token>``, or basic auth whose
@@ -27,6 +27,7 @@ from prometheus_client.registry import CollectorRegistry
 from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
+from alert_receiver.actuation_client import SpoolClient
 from alert_receiver.auth import check_authorization, load_token, load_webhook_url
 from alert_receiver.discord import DiscordTransport
 from alert_receiver.findings import Classifier, ContextReader
@@ -36,9 +37,9 @@ from alert_receiver.payload import Notification, describe_errors
 from alert_receiver.processor import Processor
 from alert_receiver.remediation import RemediationEngine
 from alert_receiver.store import Store
-from alert_receiver.systemctl import SystemctlRunner
 from restartguard.config import Settings
 from restartguard.errors import ConfigError, StateError
+from restartguard.systemctl import SystemctlRunner
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +100,7 @@ def create_app(
     settings: Settings,
     *,
     runner: SystemctlRunner | None = None,
+    actuator: SpoolClient | None = None,
     clock: Callable[[], float] = time.time,
     outbox: Outbox | None = None,
     token: str | None = None,
@@ -124,11 +126,12 @@ def create_app(
         if transport is None:
             log.warning("no Discord webhook configured: messages stay queued in the outbox")
         outbox = Outbox(rs.state_dir / "outbox.db", transport)
-    runner = runner or SystemctlRunner(
-        rs.systemctl, timeout=rs.systemctl_timeout_seconds, sudo=rs.systemctl_sudo
+    runner = runner or SystemctlRunner(rs.systemctl, timeout=rs.systemctl_timeout_seconds)
+    actuator = actuator or SpoolClient(
+        rs.spool_dir, rs.actuator_state_dir, timeout=rs.actuator_timeout_seconds, sleep=sleep
     )
     try:
-        engine = RemediationEngine(settings, runner, store, clock=clock, sleep=sleep)
+        engine = RemediationEngine(settings, runner, store, actuator, clock=clock)
     except ValueError as exc:
         raise ConfigError("unit", settings.unit, str(exc)) from None
     processor = Processor(

@@ -44,9 +44,9 @@ from alert_receiver.outbox import Outbox
 from alert_receiver.payload import Alert, Notification
 from alert_receiver.remediation import NONE, Outcome, RemediationEngine
 from alert_receiver.store import Store, lease_owner
-from alert_receiver.systemctl import SystemctlError
 from restartguard.config import Settings
 from restartguard.errors import StateError
+from restartguard.systemctl import SystemctlError
 from restartguard.taxonomy import Cause
 
 log = logging.getLogger(__name__)

@@ -26,10 +26,10 @@ from gunicorn.workers.base import Worker
 from alert_receiver.app import EXTENSION, ReceiverContext, create_app
 from alert_receiver.auth import load_token, load_webhook_url
 from alert_receiver.store import Store
-from alert_receiver.systemctl import check_unit
 from restartguard.atomicio import atomic_write
 from restartguard.config import Settings, parse_listen
 from restartguard.errors import ConfigError, StateError
+from restartguard.systemctl import check_unit
 
 log = logging.getLogger(__name__)
 

@@ -176,6 +176,16 @@ Action = Annotated[
 CHANGE_ACTIONS = ("dropin_set", "config_set", "restart_unit", "daemon_reload")
 
 
+def _change_name(action: Action) -> str:
+    """What a change action sets (unique per playbook; restartguard.actuation names it)."""
+    if isinstance(action, DropinSet):
+        name = (action.value or "").partition("=")[0] if action.key == "Environment" else ""
+        return f"{action.dropin_name}:{action.key}:{name}"
+    if isinstance(action, ConfigSet):
+        return f"config:{action.key}"
+    return action.type
+
+
 def default_playbooks() -> dict[str, list[Action]]:
     """The policy's fixes by cause."""
     diag = Diagnostics()
@@ -235,11 +245,17 @@ class ReceiverSettings(_Strict):
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024, le=64 * 1024 * 1024)
     workers: int = Field(default=2, ge=1, le=16)
 
-    # Remediation
+    # Remediation. The receiver plans and asks; the actuator (`restartguard apply`, root, started
+    # by systemd per request) re-validates with this same file and is the only one that writes.
     unit_dir: Path = Path("/etc/systemd/system")
     systemctl: str = "systemctl"
-    systemctl_sudo: bool = False  # prefix restart/daemon-reload with `sudo -n` (see deploy/sudoers.d)
+    # No longer used (the receiver has no systemd manager rights; the actuator runs as root).
+    # Accepted so that existing configurations still load.
+    systemctl_sudo: bool = False
     systemctl_timeout_seconds: float = Field(default=30.0, gt=0, le=600)
+    spool_dir: Path = Path("/var/lib/restartguard/spool")  # requests: written by the receiver only
+    actuator_state_dir: Path = Path("/var/lib/restartguard/actuator")  # results, backups: actuator only
+    actuator_timeout_seconds: float = Field(default=600.0, gt=0, le=3600)  # the receiver's wait
     verify_timeout_seconds: float = Field(default=30.0, ge=0, le=600)
     trader_config: TraderConfigFile | None = None
     playbooks: dict[str, list[Action]] = Field(default_factory=default_playbooks)
@@ -314,6 +330,9 @@ class ReceiverSettings(_Strict):
             keys = [(a.dropin_name, a.key, a.value) for a in actions if isinstance(a, DropinSet)]
             if len(keys) != len(set(keys)):
                 raise ValueError(f"{cause}: the same drop-in key is set twice")
+            names = [_change_name(a) for a in actions if a.type in CHANGE_ACTIONS]
+            if len(names) != len(set(names)):
+                raise ValueError(f"{cause}: the same setting is changed twice")
         return value
 
     @field_validator("cooldowns")

@@ -171,6 +171,22 @@ def build_parser() -> argparse.ArgumentParser:
         f"{str(_DEFAULTS.receiver.dry_run).lower()})",
     )
 
+    act = sub.add_parser(
+        "apply",
+        help="the actuator: apply the receiver's pending fix requests (started by systemd, as root)",
+        description="Take every fix request from the receiver's spool (receiver.spool_dir), check it against "
+        "this configuration's playbooks, caps and limits, apply it (drop-in or the one config key, reload, "
+        "restart, verify, roll back on failure) and write the result for the receiver.\nRun by "
+        "restartguard-actuator.path as root; refuses a configuration that anyone but root could change.",
+        epilog=_examples("restartguard apply --config /etc/restartguard/restartguard.yml"),
+    )
+    act.add_argument(
+        "--config",
+        metavar="FILE",
+        required=True,
+        help="the root-owned configuration every request is checked against (required; no default)",
+    )
+
     diag = sub.add_parser(
         "diagnose",
         help="hourly self-check: exit 1 when there were unplanned restarts",
@@ -275,6 +291,7 @@ COMMANDS = {
     "check-config": "restartguard_cli.main:cmd_check_config",
     "exporter": "exporter.main:run_exporter",
     "receiver": "restartguard_cli.services:cmd_receiver",
+    "apply": "restartguard_cli.actuate:cmd_apply",
     "report": "restartguard_cli.weekly_review:cmd_report",
     "demo": "restartguard_cli.main:cmd_demo",
 }

@@ -5,7 +5,8 @@ Layers, bottom to top (docs/architecture.md):
     restartguard      foundation: config, errors, taxonomy, policy, small helpers
     rootcause         the one classifier: parse → signals → restarts with causes
     exporter          live sources, persisted state, /metrics          (never imports alert_receiver)
-    alert_receiver    webhook → incident → playbook → actions → outbox (never imports exporter)
+    alert_receiver    webhook → incident → playbook → request → outbox (never imports exporter, actuator)
+    actuator          `restartguard apply`: re-validates requests, writes, reloads, restarts (foundation only)
     restartguard_cli  the `restartguard` command
 
 ``lab/``, ``bench/`` and ``tests/`` are development tools outside the wheel and may import anything
@@ -24,13 +25,22 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-SHIPPED = ("restartguard", "rootcause", "exporter", "alert_receiver", "restartguard_cli")
+SHIPPED = ("restartguard", "rootcause", "exporter", "alert_receiver", "actuator", "restartguard_cli")
 ALLOWED: dict[str, set[str]] = {
     "restartguard": {"restartguard"},
     "rootcause": {"restartguard", "rootcause"},
     "exporter": {"restartguard", "rootcause", "exporter"},
     "alert_receiver": {"restartguard", "rootcause", "alert_receiver"},
-    "restartguard_cli": {"restartguard", "rootcause", "exporter", "alert_receiver", "restartguard_cli"},
+    # The privileged half: the foundation only (no classifier, no Flask, nothing from the receiver).
+    "actuator": {"restartguard", "actuator"},
+    "restartguard_cli": {
+        "restartguard",
+        "rootcause",
+        "exporter",
+        "alert_receiver",
+        "actuator",
+        "restartguard_cli",
+    },
 }
 PROJECT = {*SHIPPED, "lab", "bench", "tests"}
 MAX_LINES = 600

@@ -280,6 +280,8 @@ def sample_settings(tmp_path: Path, fake_systemctl: FakeSystemctl) -> Iterator[d
         "receiver": {
             "state_dir": str(tmp_path / "state"),
             "unit_dir": str(fake_systemctl.unit_dir),
+            "spool_dir": str(tmp_path / "spool"),
+            "actuator_state_dir": str(tmp_path / "actuator"),
             "verify_timeout_seconds": 0,
         },
     }

@@ -10,16 +10,17 @@ import pytest
 from test_receiver_support import (
     FakeClock,
     fake_systemctl,  # noqa: F401 - fixture
+    inline_actuator,
     make_settings,
 )
 
-from alert_receiver.fileedit import EditError, read_number, set_number
 from alert_receiver.remediation import Outcome, RemediationEngine
 from alert_receiver.store import Store
-from alert_receiver.systemctl import SystemctlRunner
 from lab.fake_systemctl import FakeSystemctl
 from restartguard.config import Settings, settings_from_mapping
+from restartguard.config_text import EditError, read_number, set_number
 from restartguard.errors import ConfigError
+from restartguard.systemctl import SystemctlRunner
 from restartguard.systemd_values import Dropin, format_seconds, parse_bytes, parse_seconds
 
 GiB = 1024**3
@@ -28,7 +29,9 @@ MiB = 1024**2
 
 def engine_for(settings: Settings, clock: FakeClock) -> RemediationEngine:
     store = Store(settings.receiver.state_dir / "receiver.db")
-    return RemediationEngine(settings, SystemctlRunner("systemctl"), store, clock=clock, sleep=lambda s: None)
+    return RemediationEngine(
+        settings, SystemctlRunner("systemctl"), store, inline_actuator(settings, clock), clock=clock
+    )
 
 
 def run(engine: RemediationEngine, cause: str, key: str, *, dry_run: bool = False) -> Outcome:
@@ -108,7 +111,7 @@ def test_rollback_restores_existing_dropin_bytes(tmp_path: Path, fake_systemctl:
     out = run(engine, "oom", "restart:1")
     assert (out.outcome, out.reason) == ("failed", "apply_failed")
     assert path.read_bytes() == original
-    backups = list((tmp_path / "state" / "backups").iterdir())
+    backups = list((tmp_path / "actuator" / "backups").iterdir())
     assert len(backups) == 1 and backups[0].read_bytes() == original
 
 
@@ -226,7 +229,8 @@ def test_dry_run_changes_nothing(tmp_path: Path, fake_systemctl: FakeSystemctl) 
     assert not fake_systemctl.dropin().exists()
     assert cfg.read_text() == TRADER_YAML
     assert fake_systemctl.mutating_calls() == []
-    assert not (tmp_path / "state" / "backups").exists()
+    assert not (tmp_path / "actuator" / "backups").exists()
+    assert not list((tmp_path / "spool").glob("*"))  # no request was even written
     # A dry run does not use up the cooldown or the daily budget.
     assert run(engine, "oom", "r3").outcome == "success"
 

@@ -1,9 +1,11 @@
 """Shared helpers for the receiver tests (payload builders, a fake clock, a stub classifier, a
-harness around ``create_app`` with the Flask test client). No tests here."""
+harness around ``create_app`` with the Flask test client, the actuator run in-process when a request
+is spooled). No tests here."""
 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -12,6 +14,8 @@ from typing import Any
 
 import pytest
 
+from actuator.apply import Actuator
+from alert_receiver.actuation_client import SpoolClient
 from alert_receiver.app import ReceiverContext, create_app, receiver_context
 from alert_receiver.discord import DiscordTransport
 from alert_receiver.outbox import Outbox
@@ -135,12 +139,26 @@ def make_settings(root: Path, fake: FakeSystemctl | None = None, **receiver: Any
         "state_dir": str(root / "state"),
         "unit_dir": str(fake.unit_dir if fake else root / "units"),
         "verify_timeout_seconds": 0,
+        "spool_dir": str(root / "spool"),
+        "actuator_state_dir": str(root / "actuator"),
         "owner_user_id": OWNER,
         "poll_interval_seconds": 0.05,
     }
     rs.update(receiver)
     return settings_from_mapping(
         {"unit": "bitget-bot.service", "journal": {"enabled": False}, "log": {"paths": []}, "receiver": rs}
+    )
+
+
+def inline_actuator(
+    settings: Settings, clock: FakeClock, *, timeout: float = 10.0, actuator: Actuator | None = None
+) -> SpoolClient:
+    """A spool client whose request wakes the real actuator at once, in this process (what the
+    actuator's .path unit does on a host), with the receiver's clock for its cooldowns."""
+    act = actuator or Actuator(settings, clock=clock, sleep=lambda s: None)
+    rs = settings.receiver
+    return SpoolClient(
+        rs.spool_dir, rs.actuator_state_dir, timeout=timeout, sleep=time.sleep, kick=act.process_spool
     )
 
 
@@ -170,6 +188,7 @@ class Harness:
             context=stub_context,
             sleep=lambda s: None,
             dry_run=dry_run,
+            actuator=inline_actuator(settings, self.clock),
         )
         self.client = self.app.test_client()
 

@@ -1,62 +1,25 @@
-"""Atomic, backed-up, bounded file edits (drop-ins and the trader's configuration).
+"""One numeric key of the trader's configuration file, read and changed as text (pure, no I/O).
 
-* every write goes through :func:`restartguard.atomicio.atomic_write` (mode and owner kept).
-* :class:`FileChange` — one edit with its backup, so that a failed fix can be rolled back.
-* ``*_set_number`` — change ONE numeric key of a YAML / JSON / .env file, in place. The YAML
-  edit rewrites only the value on the key's line (comments and layout survive) and is checked
-  by parsing the result: everything but that key must be unchanged, or nothing is written.
+:func:`read_number` and :func:`set_number` change ONE numeric key of a YAML / JSON / .env file,
+in place. The YAML edit rewrites only the value on the key's line (comments and layout survive)
+and is checked by parsing the result: everything but that key must be unchanged, or the edit is
+refused. The receiver uses them to plan a fix; the actuator to re-plan and write it.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import re
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import yaml
 
-from restartguard.atomicio import atomic_write, fsync_dir
+from restartguard.errors import RestartguardError
 
 
-class EditError(Exception):
+class EditError(RestartguardError):
     """The edit cannot be done safely; nothing was written."""
-
-
-@dataclass
-class FileChange:
-    """A file written by a fix, with what it held before (None = it did not exist)."""
-
-    path: Path
-    before: bytes | None
-    backup: Path | None
-
-    def rollback(self) -> None:
-        if self.before is None:
-            with contextlib.suppress(FileNotFoundError):
-                self.path.unlink()
-            fsync_dir(self.path.parent)
-        else:
-            atomic_write(self.path, self.before)
-
-
-def write_with_backup(path: Path, data: bytes, backup_dir: Path, stamp: str) -> FileChange:
-    """Back up the current content (if any) under ``backup_dir``, then write atomically."""
-    try:
-        before: bytes | None = path.read_bytes()
-    except FileNotFoundError:
-        before = None
-    backup: Path | None = None
-    if before is not None:
-        backup_dir.mkdir(parents=True, exist_ok=True)
-        safe = re.sub(r"[^A-Za-z0-9._-]", "_", str(path).strip("/"))[-150:]
-        backup = backup_dir / f"{stamp}-{safe}"
-        atomic_write(backup, before)
-    atomic_write(path, data, like=path if before is not None else None)
-    return FileChange(path, before, backup)
 
 
 # -- numeric keys in configuration files -----------------------------------------------------

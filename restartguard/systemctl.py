@@ -1,9 +1,9 @@
-"""The one way the receiver talks to systemd: ``systemctl`` with an argv list, never a shell.
+"""``systemctl`` with an argv list, never a shell: the read-only queries.
 
-Only a fixed set of verbs exists (``daemon-reload``, ``restart``, ``is-active``, ``show``); the
-unit name comes from the configuration and is checked against systemd's unit-name syntax before
-any call. Mutating verbs can be prefixed with ``sudo -n`` (see deploy/sudoers.d/restartguard);
-the preferred set-up is a polkit rule (deploy/polkit) and no sudo at all.
+Only ``is-active`` and ``show`` exist here; they need no privilege and are what the receiver uses
+to plan a fix and to report. The verbs that change anything (``daemon-reload``, ``restart``) exist
+only in the actuator (:mod:`actuator.systemd`), which systemd runs as root per request. The unit
+name comes from the configuration and is checked against systemd's unit-name syntax before any call.
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from restartguard.errors import RestartguardError
+
 log = logging.getLogger(__name__)
 
 UNIT_RE = re.compile(r"^[A-Za-z0-9:_.\\@-]{1,255}\.(?:service|socket|target|timer)$")
@@ -21,7 +23,7 @@ PROPERTY_RE = re.compile(r"^[A-Za-z]{1,64}$")
 MAX_OUTPUT = 64 * 1024
 
 
-class SystemctlError(Exception):
+class SystemctlError(RestartguardError):
     """systemctl could not be run, or timed out."""
 
 
@@ -49,20 +51,14 @@ class SystemctlRunner:
         executable: str = "systemctl",
         *,
         timeout: float = 30.0,
-        sudo: bool = False,
-        sudo_executable: str = "sudo",
     ) -> None:
         if not executable or executable.startswith("-"):
             raise ValueError(f"bad systemctl executable: {executable!r}")
         self.executable = executable
         self.timeout = timeout
-        self.sudo = sudo
-        self.sudo_executable = sudo_executable
 
     def _run(self, args: Sequence[str], *, privileged: bool = False) -> Completed:
         argv: list[str] = [self.executable, *args]
-        if privileged and self.sudo:
-            argv = [self.sudo_executable, "-n", *argv]
         log.log(logging.INFO if privileged else logging.DEBUG, "running %s", " ".join(argv))
         try:
             proc = subprocess.run(
@@ -80,12 +76,6 @@ class SystemctlRunner:
         out = proc.stdout[:MAX_OUTPUT].decode("utf-8", "replace")
         err = proc.stderr[:MAX_OUTPUT].decode("utf-8", "replace")
         return Completed(tuple(argv), proc.returncode, out, err)
-
-    def daemon_reload(self) -> Completed:
-        return self._run(["daemon-reload"], privileged=True)
-
-    def restart(self, unit: str) -> Completed:
-        return self._run(["restart", check_unit(unit)], privileged=True)
 
     def is_active(self, unit: str) -> str:
         """``active``, ``activating``, ``failed``, ``inactive``… (``unknown`` if systemctl is silent)."""
