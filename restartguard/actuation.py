@@ -68,7 +68,7 @@ class ActuationRequest(_Strict):
     request_id: str
     cause: str
     incident_id: int | None = Field(default=None, ge=0, le=2**62)
-    changes: list[RequestedChange] = Field(min_length=1, max_length=20)
+    changes: list[RequestedChange] = Field(default_factory=list, max_length=20)
 
     @field_validator("request_id")
     @classmethod
