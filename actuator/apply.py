@@ -28,7 +28,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from actuator.files import FileChange, UnsafePath, read_existing, write_with_backup
+from actuator.files import FileChange, UnsafePath, ensure_dir, read_existing, write_with_backup
 from actuator.spool import (
     Ledger,
     RawRequest,
@@ -218,7 +218,7 @@ class Actuator:
         failure: tuple[str, str] | None = None  # (reason, detail)
         try:
             for path, (_before, content) in plan.files.items():
-                path.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
+                ensure_dir(path.parent, 0o755)
                 written.append(write_with_backup(path, content.encode("utf-8"), backup_dir, stamp))
             records += [_record(p, "success", f"set in {p.path}", p.after) for p in effective]
             for step in steps:

@@ -61,6 +61,21 @@ def read_existing(path: Path) -> bytes | None:
     return data
 
 
+def ensure_dir(path: Path, mode: int) -> None:
+    """Create ``path`` (and parents) with exactly ``mode``, whatever the umask (UMask=0077 in the unit)."""
+    missing = []
+    p = path
+    while not p.exists():
+        missing.append(p)
+        p = p.parent
+    for d in reversed(missing):
+        try:
+            d.mkdir(mode=mode)
+        except FileExistsError:
+            continue
+        os.chmod(d, mode)
+
+
 @dataclass
 class FileChange:
     """A file written by a fix, with what it held before (None = it did not exist)."""
@@ -86,7 +101,7 @@ def write_with_backup(path: Path, data: bytes, backup_dir: Path, stamp: str) -> 
     before = read_existing(path)
     backup: Path | None = None
     if before is not None:
-        backup_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        ensure_dir(backup_dir, 0o700)
         os.chmod(backup_dir, 0o700)
         safe = re.sub(r"[^A-Za-z0-9._-]", "_", str(path).strip("/"))[-150:]
         backup = backup_dir / f"{stamp}-{safe}"

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from actuator.files import ensure_dir
 from restartguard.actuation import (
     MAX_REQUEST_BYTES,
     REQUEST_ID_RE,
@@ -109,7 +110,7 @@ def _unlink(dfd: int, name: str) -> None:
 
 def write_result(state_dir: Path, result: ActuationResult) -> Path:
     directory = results_dir(state_dir)
-    directory.mkdir(mode=0o755, parents=True, exist_ok=True)
+    ensure_dir(directory, 0o755)  # the receiver reads its answers here
     path = result_file(state_dir, result.request_id)
     atomic_write(path, result.model_dump_json(indent=1).encode("utf-8"), like=directory / ".none", mode=0o644)
     return path
@@ -132,7 +133,7 @@ def prune_results(state_dir: Path, now: float) -> None:
 @contextlib.contextmanager
 def exclusive(state_dir: Path) -> Iterator[None]:
     """One actuator at a time (systemd serialises a oneshot service; the lab does not)."""
-    state_dir.mkdir(mode=0o755, parents=True, exist_ok=True)
+    ensure_dir(state_dir, 0o755)
     fd = os.open(state_dir / "lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)

@@ -490,6 +490,8 @@ class Stack:
             "config": r / "restartguard.yml",
             "exporter_state": r / "exporter",
             "receiver_state": r / "receiver",
+            "spool": r / "spool",
+            "actuator_state": r / "actuator",
             "reports": r / "reports",
             "prometheus_yml": r / "prometheus" / "prometheus.yml",
             "prometheus_data": r / "prometheus" / "data",
@@ -500,6 +502,7 @@ class Stack:
         self.trader: ManagedProcess | None = None
         self.exporter: ManagedProcess | None = None
         self.receiver: ManagedProcess | None = None
+        self.actuator: ManagedProcess | None = None
         self.prometheus: ManagedProcess | None = None
         self.alertmanagers: list[AlertmanagerNode] = []
         self.exporter_addr = ""
@@ -523,6 +526,7 @@ class Stack:
         self._prepare()
         self.start_trader()
         self.start_exporter()
+        self.start_actuator()
         self.start_receiver()
         # Both take seconds to be ready (cluster gossip settling, the first scrapes): in parallel.
         # Their ports are picked free beforehand; another program may take one in between: retry.
@@ -579,6 +583,7 @@ class Stack:
             "bin",
             "exporter_state",
             "receiver_state",
+            "spool",
             "reports",
             "prometheus_data",
             "logs",
@@ -621,6 +626,8 @@ class Stack:
                 "listen": "127.0.0.1:0",
                 "state_dir": str(p["receiver_state"]),
                 "unit_dir": str(p["unit_dir"]),
+                "spool_dir": str(p["spool"]),
+                "actuator_state_dir": str(p["actuator_state"]),
                 "trader_config": {"path": str(p["trader_config"])},
                 "poll_interval_seconds": o.receiver_poll_seconds,
                 "verify_timeout_seconds": o.verify_timeout_seconds,
@@ -716,6 +723,32 @@ class Stack:
             lambda: _http_ok(f"{self.exporter_url}/metrics"),
             timeout=self.opts.startup_timeout,
             watch=[exporter],
+        )
+
+    def start_actuator(self) -> None:
+        """What restartguard-actuator.path does on a host: `restartguard apply` per spooled request
+        (here unprivileged, against the stack's unit directory and its fake systemctl)."""
+        p = self.paths
+        self.actuator = self._spawn(
+            "actuator",
+            [
+                sys.executable,
+                "-m",
+                "lab.spool_watcher",
+                "--spool",
+                str(p["spool"]),
+                "--config",
+                str(p["config"]),
+            ],
+            env={"PATH": self._env_path()},
+            unset=list(SECRET_ENV),
+        )
+        actuator = self.actuator
+        wait_until(
+            "the actuator's spool watcher",
+            lambda: "watching" in actuator.tail(20),
+            timeout=self.opts.startup_timeout,
+            watch=[actuator],
         )
 
     def start_receiver(self) -> None:

@@ -591,3 +591,22 @@ def test_causes_named_in_requests_are_the_taxonomy() -> None:
         ActuationRequest(request_id="req-00000001", cause=cause.value, changes=[])
     with pytest.raises(ValueError):
         ActuationRequest(request_id="req-00000001", cause="bogus", changes=[])
+
+
+def test_modes_hold_under_the_units_umask(
+    settings: Settings,
+    actuator: Actuator,
+    fake_systemctl: FakeSystemctl,  # noqa: F811
+) -> None:
+    """The unit runs with UMask=0077; systemd and the receiver must still read what it writes."""
+    spool(settings, "req-00000001.json", oom_request())
+    old = os.umask(0o077)
+    try:
+        assert only_result(actuator).status == "success"
+    finally:
+        os.umask(old)
+    results = settings.receiver.actuator_state_dir / "results"
+    assert results.stat().st_mode & 0o777 == 0o755
+    assert (results / "req-00000001.json").stat().st_mode & 0o777 == 0o644
+    assert fake_systemctl.dropin().parent.stat().st_mode & 0o777 == 0o755
+    assert fake_systemctl.dropin().stat().st_mode & 0o777 == 0o644
