@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import os
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,10 +38,6 @@ class Waited:
     result: ActuationResult | None
     problem: str | None = None  # actuator_unavailable (withdrawn, nothing changed) | actuator_timeout
     detail: str = ""
-
-
-def new_request_id() -> str:
-    return uuid.uuid4().hex
 
 
 class SpoolClient:
@@ -84,8 +79,16 @@ class SpoolClient:
         except ValidationError:
             return None  # being written by a non-atomic writer, or garbage: keep waiting
 
+    def withdraw(self, request_id: str) -> bool:
+        """Remove a request the actuator has not taken yet; False if it is gone (taken)."""
+        try:
+            request_file(self.spool_dir, request_id).unlink()
+        except FileNotFoundError:
+            return False
+        return True
+
     def submit_and_wait(self, request: ActuationRequest) -> Waited:
-        path = self.submit(request)
+        self.submit(request)
         if self.kick is not None:
             self.kick()
         deadline = self.monotonic() + self.timeout
@@ -96,9 +99,7 @@ class SpoolClient:
             if self.monotonic() >= deadline:
                 break
             self.sleep(POLL_SECONDS)
-        try:
-            path.unlink()
-        except FileNotFoundError:
+        if not self.withdraw(request.request_id):
             # Taken by the actuator but not answered in time: the fix may be half-way.
             return Waited(None, "actuator_timeout", f"no result from the actuator within {self.timeout:g}s")
         return Waited(

@@ -25,6 +25,7 @@ restart, does not repeat it, and reports it as ``interrupted`` (escalated like a
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -33,9 +34,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from alert_receiver.actuation_client import SpoolClient, new_request_id
+from alert_receiver.actuation_client import SpoolClient
 from alert_receiver.store import Store
-from restartguard.actuation import ActuationRequest, RequestedChange
+from restartguard.actuation import ActuationRequest, ActuationResult, RequestedChange
 from restartguard.config import Settings
 from restartguard.config_text import EditError
 from restartguard.playbook_plan import Plan, plan_changes
@@ -219,7 +220,7 @@ class RemediationEngine:
 
         run_id = self.store.begin_run(run_key, incident_id, cause, now, "running")
         out.run_id = run_id
-        self._apply(out, changes, plan, incident_id)
+        self._apply(out, changes, plan, incident_id, request_id_for(run_id, run_key, now))
         self._finish(run_id, out, self.clock())
         return out
 
@@ -246,23 +247,40 @@ class RemediationEngine:
     # -- internals -----------------------------------------------------------------------------
     def _existing(self, row: dict[str, Any]) -> Outcome:
         if row["outcome"] == "running":
-            # The receiver died during this run: never repeat it blindly; report for a human.
-            out = Outcome(
-                cause=str(row["cause"]), outcome=FAILED, reason="interrupted", run_id=int(row["id"])
-            )
-            out.actions.append(
-                ActionRecord(
-                    "diagnostics", self.unit, FAILED, "the receiver stopped during this fix; state unknown"
-                )
-            )
-            try:
-                out.unit_state = self.runner.is_active(self.unit)
-            except SystemctlError as exc:
-                out.unit_state = f"unknown ({exc})"
-            self._finish(int(row["id"]), out, self.clock(), with_actions=False)
-            return out
+            return self._interrupted(row)
         out = Outcome.from_json(row["data"] or {"cause": row["cause"], "outcome": row["outcome"]})
         out.repeated = True
+        return out
+
+    def _interrupted(self, row: dict[str, Any]) -> Outcome:
+        """The receiver died during this run: never repeat it; find out what the actuator did."""
+        run_id = int(row["id"])
+        rid = request_id_for(run_id, str(row["run_key"]), float(row["started_at"]))
+        result = self.actuator.read_result(rid)
+        out = Outcome(cause=str(row["cause"]), outcome=FAILED, reason="interrupted", run_id=run_id)
+        out.diagnostics["actuation_request"] = rid
+        if result is not None and result.status == "success":
+            # The actuator finished the fix; only the receiver's bookkeeping was lost.
+            self._take_result(out, result)
+            out.diagnostics["recovered_after_interrupt"] = True
+        else:
+            if result is not None:
+                self._take_result(out, result)
+                out.outcome, out.reason = FAILED, "interrupted"
+            withdrawn = result is None and self.actuator.withdraw(rid)
+            detail = (
+                "the receiver stopped before the actuator took this fix; withdrawn, nothing changed"
+                if withdrawn
+                else "the receiver stopped during this fix"
+                + ("; the actuator's answer is recorded" if result is not None else "; state unknown")
+            )
+            out.actions.append(ActionRecord("diagnostics", self.unit, FAILED, detail))
+            if out.unit_state is None:
+                try:
+                    out.unit_state = self.runner.is_active(self.unit)
+                except SystemctlError as exc:
+                    out.unit_state = f"unknown ({exc})"
+        self._finish(run_id, out, self.clock(), with_actions=result is not None)
         return out
 
     def _record(self, run_key: str, incident_id: int | None, out: Outcome, now: float) -> Outcome:
@@ -287,10 +305,12 @@ class RemediationEngine:
             out.actions.append(ActionRecord(a.type, target, SKIPPED, reason))
         return self._record(run_key, incident_id, out, now)
 
-    def _apply(self, out: Outcome, changes: list[Any], plan: Plan, incident_id: int | None) -> None:
+    def _apply(
+        self, out: Outcome, changes: list[Any], plan: Plan, incident_id: int | None, request_id: str
+    ) -> None:
         """Ask the actuator to make the planned changes; its answer becomes this run's actions."""
         request = ActuationRequest(
-            request_id=new_request_id(),
+            request_id=request_id,
             cause=out.cause,
             incident_id=incident_id,
             changes=[RequestedChange(action=p.name, value=p.after or "") for p in plan.effective],
@@ -324,6 +344,10 @@ class RemediationEngine:
             except SystemctlError as exc:
                 out.unit_state = f"unknown ({exc})"
             return
+        self._take_result(out, result)
+
+    @staticmethod
+    def _take_result(out: Outcome, result: ActuationResult) -> None:
         out.actions.extend(ActionRecord(**r.model_dump()) for r in result.actions)
         out.unit_state = result.unit_state
         out.rolled_back = result.rolled_back
@@ -333,6 +357,12 @@ class RemediationEngine:
             out.outcome, out.reason = SUCCESS, None
         else:
             out.outcome, out.reason = FAILED, result.reason or "apply_failed"
+
+
+def request_id_for(run_id: int, run_key: str, started_at: float) -> str:
+    """The actuation request id of a run: found again from the run's row after a crash."""
+    digest = hashlib.sha256(f"{run_key}\0{started_at!r}".encode()).hexdigest()[:24]
+    return f"run{run_id}-{digest}"
 
 
 def _read(path: Path) -> bytes | None:

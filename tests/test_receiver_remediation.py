@@ -14,9 +14,11 @@ from test_receiver_support import (
     make_settings,
 )
 
-from alert_receiver.remediation import Outcome, RemediationEngine
+from actuator.apply import Actuator
+from alert_receiver.remediation import Outcome, RemediationEngine, request_id_for
 from alert_receiver.store import Store
 from lab.fake_systemctl import FakeSystemctl
+from restartguard.actuation import ActuationRequest, RequestedChange
 from restartguard.config import Settings, settings_from_mapping
 from restartguard.config_text import EditError, read_number, set_number
 from restartguard.errors import ConfigError
@@ -283,6 +285,44 @@ def test_interrupted_run_is_not_repeated(tmp_path: Path, fake_systemctl: FakeSys
     out = run(engine, "oom", "restart:A")
     assert (out.outcome, out.reason) == ("failed", "interrupted")
     assert out.needs_escalation
+    assert fake_systemctl.mutating_calls() == []
+
+
+def test_interrupted_run_recovers_the_actuators_answer(tmp_path: Path, fake_systemctl: FakeSystemctl) -> None:  # noqa: F811
+    """The receiver died after submitting; the actuator applied the fix: the run is a success."""
+    settings = make_settings(tmp_path, fake_systemctl)
+    clock = FakeClock()
+    engine = engine_for(settings, clock)
+    run_id = engine.store.begin_run("restart:A", None, "oom", clock(), "running")
+    request = ActuationRequest(
+        request_id=request_id_for(run_id, "restart:A", clock()),
+        cause="oom",
+        changes=[
+            RequestedChange(action="dropin_set:50-restartguard-memory.conf:MemoryMax", value="768M"),
+        ],
+    )
+    engine.actuator.submit(request)
+    Actuator(settings, clock=clock, sleep=lambda s: None).process_spool()
+    out = run(engine, "oom", "restart:A")  # the receiver, restarted, meets the same restart again
+    assert (out.outcome, out.reason) == ("success", None), out
+    assert out.diagnostics["recovered_after_interrupt"] is True
+    assert fake_systemctl.mutating_calls() == [["daemon-reload"]]  # applied once, not repeated
+
+
+def test_interrupted_run_withdraws_a_request_not_yet_taken(
+    tmp_path: Path,
+    fake_systemctl: FakeSystemctl,  # noqa: F811
+) -> None:
+    settings = make_settings(tmp_path, fake_systemctl)
+    clock = FakeClock()
+    engine = engine_for(settings, clock)
+    run_id = engine.store.begin_run("restart:A", None, "oom", clock(), "running")
+    rid = request_id_for(run_id, "restart:A", clock())
+    engine.actuator.submit(ActuationRequest(request_id=rid, cause="oom", changes=[]))
+    out = run(engine, "oom", "restart:A")
+    assert (out.outcome, out.reason) == ("failed", "interrupted")
+    assert "withdrawn, nothing changed" in out.actions[-1].detail
+    assert list(settings.receiver.spool_dir.iterdir()) == []
     assert fake_systemctl.mutating_calls() == []
 
 
