@@ -124,7 +124,7 @@ def test_shipped_modules_are_short_enough_to_read() -> None:
 
 
 def test_the_wheel_ships_the_packages_and_no_lab(tmp_path: Path) -> None:
-    """Build the wheel as a user would get it: the five packages, and no simulator, fakes or tests."""
+    """Build the wheel as a user would get it: the six packages, and no simulator, fakes or tests."""
     subprocess.run(
         [
             sys.executable,
