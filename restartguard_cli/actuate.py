@@ -24,19 +24,26 @@ log = logging.getLogger(__name__)
 
 
 def check_config_ownership(path: Path) -> None:
-    """As root: the configuration must be root's and not group/world-writable (else ConfigError)."""
+    """As root: the configuration, and every directory above it, must be root's and writable by
+    root only (a sticky directory such as /tmp counts as safe for what root owns in it)."""
     if os.geteuid() != 0:
         return
-    for p in (path, path.parent):
+    real = Path(os.path.realpath(path))
+    for p in (real, *real.parents):
         st = os.stat(p)
-        if st.st_uid != 0 or st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-            raise ConfigError("--config", str(p), "must be owned by root and not writable by group or others")
+        writable_by_others = st.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+        sticky_dir = stat.S_ISDIR(st.st_mode) and st.st_mode & stat.S_ISVTX
+        if st.st_uid != 0 or (writable_by_others and not (sticky_dir and p != real.parent)):
+            raise ConfigError(
+                "--config",
+                str(p),
+                "must be owned by root and writable by root only (so is every directory above it)",
+            )
 
 
 def cmd_apply(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    if args.config:
-        check_config_ownership(Path(args.config))
+    check_config_ownership(Path(args.config))
     settings = load_settings(args.config)
     results = Actuator(settings).process_spool()
     print(json.dumps({"handled": len(results), "results": summary(results)}, sort_keys=True))

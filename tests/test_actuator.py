@@ -580,10 +580,21 @@ def test_apply_refuses_a_configuration_the_receiver_could_write(
     fake_systemctl: FakeSystemctl,  # noqa: F811
 ) -> None:
     config = _write_config(tmp_path, fake_systemctl)
-    config.chmod(0o664)
+    (tmp_path / "spool").mkdir()
+    (tmp_path / "spool" / "req-00000001.json").write_text(json.dumps(oom_request()))
+    config.chmod(0o664)  # group-writable
+    proc = _apply_cli(config, fake_systemctl)
+    assert proc.returncode == 2 and "must be owned by root" in proc.stderr
+    config.chmod(0o644)
+    config.parent.chmod(0o777)  # a directory anyone may replace the file in
+    proc = _apply_cli(config, fake_systemctl)
+    assert proc.returncode == 2 and "must be owned by root" in proc.stderr
+    config.parent.chmod(0o755)
+    os.chown(config, 65534, 65534)  # someone else's file
     proc = _apply_cli(config, fake_systemctl)
     assert proc.returncode == 2 and "must be owned by root" in proc.stderr
     assert fake_systemctl.mutating_calls() == []
+    assert (tmp_path / "spool" / "req-00000001.json").exists()  # nothing was even read
 
 
 def test_causes_named_in_requests_are_the_taxonomy() -> None:
