@@ -30,6 +30,7 @@ from test_receiver_support import (
 
 from actuator.apply import Actuator
 from actuator.files import read_existing
+from alert_receiver import messages
 from alert_receiver.actuation_client import SpoolClient
 from lab.fake_systemctl import FakeSystemctl
 from restartguard.actuation import (
@@ -621,3 +622,10 @@ def test_modes_hold_under_the_units_umask(
     assert (results / "req-00000001.json").stat().st_mode & 0o777 == 0o644
     assert fake_systemctl.dropin().parent.stat().st_mode & 0o777 == 0o755
     assert fake_systemctl.dropin().stat().st_mode & 0o777 == 0o644
+
+
+@pytest.mark.parametrize("reason", ["refused", "actuator_timeout", "actuator_unavailable"])
+@pytest.mark.parametrize("lang", ["ja", "en"])
+def test_actuation_failures_are_worded_for_the_owner(lang: str, reason: str) -> None:
+    text = messages.outcome_reason(lang, reason)
+    assert text and text != reason
