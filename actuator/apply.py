@@ -65,6 +65,10 @@ class Refused(Exception):
         self.detail = detail
 
 
+class _PlanFailed(Exception):
+    """The current state could not be read (systemctl, a permission): nothing was changed."""
+
+
 class _StepFailed(Exception):
     def __init__(self, step: str, detail: str) -> None:
         super().__init__(f"{step}: {detail}")
@@ -128,7 +132,7 @@ class Actuator:
             )
             write_result(self.state_dir, result)
             return result
-        if result_exists(self.state_dir, request.request_id):
+        if result_exists(self.state_dir, request.request_id) or self.ledger.has(request.request_id):
             log.warning(
                 "refused request %s: duplicate (already answered; the answer is kept)", request.request_id
             )
@@ -145,6 +149,11 @@ class Actuator:
             log.warning("refused request %s (%s): %s", request.request_id, request.cause, exc)
             return ActuationResult(
                 request_id=request.request_id, status="refused", reason=exc.reason, detail=exc.detail
+            )
+        except _PlanFailed as exc:
+            log.warning("request %s (%s): %s", request.request_id, request.cause, exc)
+            return ActuationResult(
+                request_id=request.request_id, status="failed", reason="plan_failed", detail=str(exc)
             )
         now = self.clock()
         self.ledger.add(at=now, cause=request.cause, request_id=request.request_id)
@@ -194,8 +203,10 @@ class Actuator:
         except UnsafePath as exc:
             reason = "symlink" if "symbolic link" in str(exc) else "unsafe_target"
             raise Refused(reason, str(exc)) from None
-        except (EditError, SystemctlError, OSError, UnicodeDecodeError, ValueError) as exc:
-            raise Refused("unsafe_target", f"cannot plan: {type(exc).__name__}: {exc}"[:500]) from None
+        except (EditError, UnicodeDecodeError, ValueError) as exc:
+            raise Refused("unsafe_target", f"cannot edit: {type(exc).__name__}: {exc}"[:500]) from None
+        except (SystemctlError, OSError) as exc:
+            raise _PlanFailed(f"cannot read the current state: {type(exc).__name__}: {exc}"[:500]) from None
         requested = {c.action: c.value for c in request.changes}
         for p in plan.changes:
             if p.skip is not None:

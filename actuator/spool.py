@@ -165,7 +165,12 @@ class Ledger:
     def applied_since(self, since: float) -> int:
         return sum(1 for e in self.entries() if float(e.get("at", 0)) >= since)
 
+    def has(self, request_id: str) -> bool:
+        """A request applied before (even if the actuator died before it could answer)."""
+        return any(e.get("request_id") == request_id for e in self.entries())
+
     def add(self, *, at: float, cause: str, request_id: str) -> None:
+        ensure_dir(self.path.parent, 0o755)
         keep = [e for e in self.entries() if at - float(e.get("at", 0)) < LEDGER_RETENTION_SECONDS]
         keep.append(
             {

@@ -354,6 +354,34 @@ def test_duplicate_request_is_never_applied_twice(
     assert fake_systemctl.mutating_calls() == [["daemon-reload"]]
 
 
+def test_a_request_taken_before_a_crash_is_never_applied_again(
+    caplog: pytest.LogCaptureFixture,
+    tmp_path: Path,
+    fake_systemctl: FakeSystemctl,  # noqa: F811
+) -> None:
+    """The actuator died after taking the request (ledger written, no answer); a replay is refused."""
+    settings = make_settings(tmp_path, fake_systemctl, cooldown_seconds=0, max_actions_per_day=100)
+    actuator = Actuator(settings, clock=FakeClock(), sleep=lambda s: None)
+    actuator.ledger.add(at=FakeClock()(), cause="oom", request_id="req-00000001")
+    spool(settings, "req-00000001.json", oom_request())
+    with caplog.at_level(logging.WARNING, logger="actuator.apply"):
+        assert actuator.process_spool() == []
+    assert "refused request req-00000001: duplicate" in caplog.text
+    assert fake_systemctl.mutating_calls() == []
+
+
+def test_unreadable_state_fails_without_change(
+    settings: Settings,
+    actuator: Actuator,
+    fake_systemctl: FakeSystemctl,  # noqa: F811
+) -> None:
+    fake_systemctl.update(unit="other.service")  # `systemctl show bitget-bot.service` now fails
+    spool(settings, "req-00000001.json", oom_request())
+    result = only_result(actuator)
+    assert (result.status, result.reason) == ("failed", "plan_failed"), result
+    assert fake_systemctl.mutating_calls() == [] and not fake_systemctl.dropin().exists()
+
+
 def test_actuator_enforces_its_own_cooldown_and_daily_budget(
     tmp_path: Path,
     fake_systemctl: FakeSystemctl,  # noqa: F811
