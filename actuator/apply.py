@@ -56,6 +56,10 @@ from restartguard.systemd_values import (
 log = logging.getLogger(__name__)
 
 VERIFY_POLL_SECONDS = 0.5
+# The receiver checks its cooldown when it plans; the actuator records its own time a moment later
+# (path unit, start-up). Without this slack a restart right at the end of a cooldown would pass the
+# receiver and be refused here. It loosens the actuator's limits by one minute per window, no more.
+CLOCK_GRACE_SECONDS = 60.0
 
 
 class Refused(Exception):
@@ -187,9 +191,10 @@ class Actuator:
 
         now = self.clock()
         last = self.ledger.last_applied(request.cause)
-        if last is not None and now - last < self.rs.cooldown_for(request.cause):
+        cooldown = self.rs.cooldown_for(request.cause)
+        if last is not None and now - last < max(0.0, cooldown - CLOCK_GRACE_SECONDS):
             raise Refused("rate_limited", f"{request.cause}: the last fix was {now - last:.0f}s ago")
-        if self.ledger.applied_since(now - 86400) >= self.rs.max_actions_per_day:
+        if self.ledger.applied_since(now - 86400 + CLOCK_GRACE_SECONDS) >= self.rs.max_actions_per_day:
             raise Refused("rate_limited", f"{self.rs.max_actions_per_day} fixes in the last 24 hours")
 
         try:

@@ -419,6 +419,31 @@ def test_actuator_enforces_its_own_cooldown_and_daily_budget(
     assert fake_systemctl.mutating_calls() == [["daemon-reload"], ["daemon-reload"]]
 
 
+def test_cooldown_allows_for_the_moment_between_receiver_and_actuator(
+    tmp_path: Path,
+    fake_systemctl: FakeSystemctl,  # noqa: F811
+) -> None:
+    settings = make_settings(tmp_path, fake_systemctl, cooldown_seconds=3600, max_actions_per_day=10)
+    clock = FakeClock()
+    actuator = Actuator(settings, clock=clock, sleep=lambda s: None)
+    spool(settings, "req-00000001.json", oom_request())
+    assert only_result(actuator).status == "success"
+    clock.advance(3600 - 120)  # two minutes early: still the cooldown
+    spool(
+        settings,
+        "req-00000002.json",
+        oom_request("req-00000002", changes=[{"action": MEMORY, "value": "1G"}]),
+    )
+    assert only_result(actuator).reason == "rate_limited"
+    clock.advance(118)  # the receiver's cooldown (counted from its own, earlier record) just ended
+    spool(
+        settings,
+        "req-00000003.json",
+        oom_request("req-00000003", changes=[{"action": MEMORY, "value": "1G"}]),
+    )
+    assert only_result(actuator).status == "success"
+
+
 @pytest.mark.parametrize("where", ["dropin", "dropin_dir"])
 def test_symlinked_dropin_is_refused(
     settings: Settings,
