@@ -167,7 +167,7 @@ class Actuator:
     def _validate(self, request: ActuationRequest) -> tuple[Plan, list[DaemonReload | RestartUnit]]:
         playbook = [a for a in self.rs.playbooks.get(request.cause, []) if a.type in CHANGE_ACTIONS]
         by_name: dict[str, DropinSet | ConfigSet] = {
-            action_name(a): a for a in playbook if isinstance(a, DropinSet | ConfigSet)
+            action_name(a): a for a in _file_actions(playbook) if isinstance(a, DropinSet | ConfigSet)
         }
         steps = [a for a in playbook if isinstance(a, DaemonReload | RestartUnit)]
         names = [c.action for c in request.changes]
@@ -361,10 +361,21 @@ def _record(p: Planned, result: str, detail: str, after: str | None) -> StepReco
     )
 
 
+def _file_actions(playbook: list[Any]) -> list[Any]:
+    """The playbook with every composite action (one that stands for several drop-in settings and
+    offers them as ``dropins()``) replaced by those settings: the allow-list is exactly what the
+    configured playbook may write, whatever action types it is written with."""
+    out: list[Any] = []
+    for action in playbook:
+        expand = getattr(action, "dropins", None)
+        out.extend(expand() if callable(expand) else [action])
+    return out
+
+
 def _out_of_bounds(action: DropinSet | ConfigSet, value: str) -> str | None:
     """Why ``value`` can never be set by ``action`` under this configuration (None: it may be)."""
     if isinstance(action, DropinSet):
-        if action.key == "Environment":
+        if action.value is not None:  # a fixed value (Environment=NAME=VALUE…): exactly that one
             return None if value == action.value else f"only {action.value!r} is configured"
         number = parse_value(action.key, value)
         _step, cap = bounds(action)

@@ -125,6 +125,12 @@ def _plan_dropin(
     action: DropinSet, path: Path, dropin: Dropin, current_show: Callable[[str], str]
 ) -> Planned:
     key = action.key
+    if action.value is not None and key != "Environment":  # another fixed value: exactly that one
+        before = dropin.settings.get(key)
+        if before == action.value:
+            return Planned(action, key, path, before, None, skip="already set")
+        dropin.settings[key] = action.value
+        return Planned(action, key, path, before, action.value, expected=action.value)
     if key == "Environment":
         assert action.value is not None
         name, _, value = action.value.partition("=")

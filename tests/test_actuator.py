@@ -28,7 +28,7 @@ from test_receiver_support import (
     make_settings,
 )
 
-from actuator.apply import Actuator
+from actuator.apply import Actuator, _file_actions
 from actuator.files import read_existing
 from alert_receiver import messages
 from alert_receiver.actuation_client import SpoolClient
@@ -682,3 +682,23 @@ def test_modes_hold_under_the_units_umask(
 def test_actuation_failures_are_worded_for_the_owner(lang: str, reason: str) -> None:
     text = messages.outcome_reason(lang, reason)
     assert text and text != reason
+
+
+def test_composite_playbook_actions_are_allowed_as_the_dropins_they_stand_for() -> None:
+    """An action that stands for several drop-in settings (e.g. a diagnostics drop-in) is allowed
+    exactly as those settings, by name."""
+
+    class Composite:
+        type = "composite"
+
+        def dropins(self) -> list[DropinSet]:
+            return [
+                DropinSet(key="Environment", value="PYTHONFAULTHANDLER=1", dropin="50-restartguard-fh.conf")
+            ]
+
+    plain = DropinSet(key="MemoryMax", step="256M", cap="2G")
+    names = [action_name(a) for a in _file_actions([Composite(), plain])]
+    assert names == [
+        "dropin_set:50-restartguard-fh.conf:Environment:PYTHONFAULTHANDLER",
+        "dropin_set:50-restartguard-memory.conf:MemoryMax",
+    ]
