@@ -99,7 +99,20 @@ REPORTS = StateDir(
     unit="restartguard-weekly.service",
     holds="weekly reviews (Markdown and chart)",
 )
-STATE_DIRS = (EXPORTER_STATE, RECEIVER_STATE, REPORTS)
+SPOOL = StateDir(
+    path=VAR / "spool",
+    setting="receiver.spool_dir",
+    unit="restartguard-receiver.service",
+    holds="fix requests from the receiver to the actuator (restartguard-actuator.path watches it)",
+)
+ACTUATOR_STATE = StateDir(
+    path=VAR / "actuator",
+    setting="receiver.actuator_state_dir",
+    unit="restartguard-actuator.service",
+    holds="the actuator's answers (results/, read by the receiver), backups (root only) and its "
+    "rate-limit ledger",
+)
+STATE_DIRS = (EXPORTER_STATE, RECEIVER_STATE, REPORTS, SPOOL, ACTUATOR_STATE)
 
 
 def ensure_state_dir(path: Path, *, source: str, what: str = "a directory") -> Path:

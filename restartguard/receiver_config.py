@@ -253,8 +253,8 @@ class ReceiverSettings(_Strict):
     # Accepted so that existing configurations still load.
     systemctl_sudo: bool = False
     systemctl_timeout_seconds: float = Field(default=30.0, gt=0, le=600)
-    spool_dir: Path = Path("/var/lib/restartguard/spool")  # requests: written by the receiver only
-    actuator_state_dir: Path = Path("/var/lib/restartguard/actuator")  # results, backups: actuator only
+    spool_dir: Path = Path(paths.SPOOL.path)  # requests: written by the receiver only
+    actuator_state_dir: Path = Path(paths.ACTUATOR_STATE.path)  # results, backups: actuator only
     actuator_timeout_seconds: float = Field(default=300.0, gt=0, le=3600)  # the receiver's wait
     verify_timeout_seconds: float = Field(default=30.0, ge=0, le=600)
     trader_config: TraderConfigFile | None = None

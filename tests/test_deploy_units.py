@@ -95,7 +95,7 @@ def test_receiver_can_write_only_its_state_and_the_spool() -> None:
     rcv = _settings("restartguard-receiver.service")
     for key in ("ReadWritePaths", "BindPaths", "LogsDirectory", "CacheDirectory", "RuntimeDirectory"):
         assert key not in rcv, key
-    assert rcv["StateDirectory"] == ["restartguard/receiver restartguard/spool"]
+    assert rcv["StateDirectory"] == ["restartguard/receiver", "restartguard/spool"]
     assert rcv["ProtectSystem"] == ["strict"] and rcv["NoNewPrivileges"] == ["yes"]
     assert rcv["CapabilityBoundingSet"] == [""] and rcv["User"] == ["restartguard"]
     text = (DEPLOY / "restartguard-receiver.service").read_text()
