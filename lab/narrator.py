@@ -4,7 +4,7 @@ Each :meth:`Narrator.poll` asks every component what happened since the last pol
 the new lines, in the loop's order:
 
 * the exporter counted a restart (``trader_restarts_total`` went up), with the per-cause total
-  labelled as such — and, when the cause is ``manual`` right after the receiver's own
+  labelled as such — and, when the cause is ``manual`` right after restartguard's own
   ``restart_unit`` action, says so instead of leaving an unexplained manual restart;
 * Prometheus fired (or resolved) an alert (``/api/v1/alerts``);
 * an Alertmanager delivered notifications (``alertmanager_notifications_total`` by integration);
@@ -30,7 +30,7 @@ from lab.stack import sum_metric
 from restartguard.taxonomy import ALL_CAUSES, Cause
 
 #: A ``manual`` restart within this many seconds after the receiver's ``restart_unit`` action is
-#: the receiver's own restart.
+#: restartguard's own restart (the actuator, on the receiver's request).
 OWN_RESTART_WINDOW = 60.0
 LOOP_ERRORS = (requests.RequestException, OSError, ValueError, KeyError)
 
@@ -124,7 +124,7 @@ class Narrator:
         return lines
 
     def _manual_restarts(self) -> list[str]:
-        """A manual restart right after the receiver's own ``restart_unit`` is the receiver's; while
+        """A manual restart right after the receiver's own ``restart_unit`` is restartguard's; while
         one of its playbooks is still running the verdict waits (up to OWN_RESTART_WINDOW)."""
         lines, waiting = [], []
         now = self.clock()
@@ -133,7 +133,10 @@ class Narrator:
             own = [i for t, i in self.own_restarts if abs(seen - t) <= OWN_RESTART_WINDOW]
             if own:
                 self.own_restarts = [(t, i) for t, i in self.own_restarts if i != own[0]]
-                note = f" — the receiver's own `systemctl restart` (playbook of incident #{own[0]}), not a person"
+                note = (
+                    f" — restartguard's own `systemctl restart` (the actuator, playbook of incident #{own[0]}),"
+                    " not a person"
+                )
                 lines.append(self._counted("manual", n, note, at=seen))
             elif running and now - seen <= OWN_RESTART_WINDOW:
                 waiting.append((seen, n))

@@ -121,13 +121,13 @@ def test_the_narrator_tells_each_step_of_the_loop_once() -> None:
     loop.alerts = []
     text = "\n".join(narrator.poll())
     assert (
-        "cause=manual (restarts with cause manual so far: 1) — the receiver's own `systemctl restart`" in text
+        "cause=manual (restarts with cause manual so far: 1) — restartguard's own `systemctl restart`" in text
     )
     assert "incident #4" in text
     assert "Prometheus    resolved TraderRestarted (cause=oom)" in text
 
     loop.restarts["manual"] = 2  # a person's restart afterwards is not the receiver's
-    assert "receiver's own" not in "\n".join(narrator.poll())
+    assert "restartguard's own" not in "\n".join(narrator.poll())
     assert narrator.poll() == []
 
 
@@ -151,7 +151,10 @@ def test_the_receivers_own_restart_is_labelled_whenever_its_run_is_seen_to_finis
         loop.runs[2] = [api_timeout_run("success")]
         first += "\n".join(narrator.poll())
     assert first.count("cause=manual") == 1
-    assert "the receiver's own `systemctl restart` (playbook of incident #2), not a person" in first
+    assert (
+        "restartguard's own `systemctl restart` (the actuator, playbook of incident #2), not a person"
+        in first
+    )
 
 
 def test_a_manual_restart_with_no_playbook_running_is_told_at_once() -> None:
