@@ -17,7 +17,13 @@ from prometheus_client.exposition import start_http_server
 
 from exporter.collector import TraderCollector
 from exporter.core import ExporterCore, SignalSource
-from exporter.sources import JournalctlSource, JournalFileSource, LogFileSource, ProcessSource
+from exporter.sources import (
+    JournalctlSource,
+    JournalFileSource,
+    LogFileSource,
+    ProcessSource,
+    SyslogFileSource,
+)
 from exporter.state import JsonState
 from restartguard.config import Settings, load_settings, parse_listen
 from restartguard.errors import UsageError
@@ -43,6 +49,9 @@ def apply_flags(settings: Settings, args: argparse.Namespace) -> Settings:
     log_upd: dict[str, Any] = {}
     if getattr(args, "log", None):
         log_upd["paths"] = [_not_a_directory(p, "--log") for p in args.log]
+    if getattr(args, "syslog", None):
+        paths = [_not_a_directory(p, "--syslog") for p in args.syslog]
+        update["syslog"] = settings.syslog.model_copy(update={"paths": paths})
     journal_upd: dict[str, Any] = {}
     if getattr(args, "journal_json", None):
         journal_upd["json_file"] = _not_a_directory(args.journal_json, "--journal-json")
@@ -85,6 +94,14 @@ def build_sources(settings: Settings) -> list[SignalSource]:
         if i:
             src.name = f"log{i + 1}"
         sources.append(src)
+    description = settings.syslog.unit_description
+    for i, path in enumerate(settings.syslog.paths):
+        syslog = SyslogFileSource(
+            path, settings.unit, tz, rules=rules, descriptions=[description] if description else []
+        )
+        if i:
+            syslog.name = f"syslog{i + 1}"
+        sources.append(syslog)
     return sources
 
 

@@ -25,6 +25,7 @@ from rootcause.journal import JournalParser, entry_time, normalize_unit, parse_j
 from rootcause.logparse import LineParser, LineRules
 from rootcause.model import Signal, Source
 from rootcause.scanner import BlockScanner, compile_prefilter
+from rootcause.syslog import SyslogParser
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +88,52 @@ class LogFileSource:
             res = self.scanner.scan(data)
             batch.signals = res.signals
             batch.last_line_at = res.last_ts
+        return batch
+
+    def close(self) -> None:
+        self.follower.close()
+
+
+class SyslogFileSource:
+    """A syslog file (``/var/log/messages``, ``/var/log/syslog``): systemd's and the kernel's lines about
+    the unit, followed across rotation. A traditional line's year is the current one (or the year
+    before, for a December line read in January)."""
+
+    name = "syslog"
+
+    def __init__(
+        self,
+        path: Path,
+        unit: str,
+        tz: Any,
+        *,
+        rules: LineRules | None = None,
+        descriptions: Sequence[str] = (),
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.path = Path(path)
+        self.clock = clock
+        self.parser = SyslogParser(unit, tz, clock(), descriptions=set(descriptions), rules=rules)
+        self.follower = FileFollower(self.path)
+
+    def state(self) -> dict[str, Any]:
+        pos = self.follower.position
+        return {"position": pos.to_json() if pos else None, "parser": self.parser.state()}
+
+    def restore(self, data: dict[str, Any]) -> None:
+        self.follower.position = Position.from_json(data.get("position"))
+        self.parser.restore(data.get("parser") or {})
+
+    def poll(self) -> Batch:
+        try:
+            data = self.follower.read()
+        except OSError as exc:
+            raise SourceError(f"syslog {self.path}: {exc.strerror or exc}") from exc
+        batch = Batch(more=self.follower.more)
+        self.parser.set_reference(self.clock())
+        if data:
+            batch.signals.extend(self.parser.scan(data))
+        batch.signals.extend(self.parser.flush())
         return batch
 
     def close(self) -> None:

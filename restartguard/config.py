@@ -87,6 +87,17 @@ class JournalSettings(_Strict):
     lookback: str = "-1h"  # where to begin on the very first start (no saved cursor)
 
 
+class SyslogSettings(_Strict):
+    """Syslog files (/var/log/messages, /var/log/syslog): systemd's and the kernel's lines about the
+    unit, for hosts whose journal does not survive a reboot. Traditional lines are read in the log's
+    time zone (log.timezone)."""
+
+    paths: list[Path] = Field(default_factory=list)
+    # The unit's Description=, which systemd's "Started ..." lines name instead of the unit on most
+    # distributions; learnt from the file when unset.
+    unit_description: str | None = None
+
+
 class ProcessSettings(_Strict):
     pidfile: Path | None = None
     match: str | None = None  # regex on the command line, used when systemd's MainPID is unavailable
@@ -140,6 +151,7 @@ class Settings(_Strict):
     service: str | None = None  # the `service` label; defaults to the unit name without ".service"
     log: LogSettings = Field(default_factory=LogSettings)
     journal: JournalSettings = Field(default_factory=JournalSettings)
+    syslog: SyslogSettings = Field(default_factory=SyslogSettings)
     process: ProcessSettings = Field(default_factory=ProcessSettings)
     exporter: ExporterSettings = Field(default_factory=ExporterSettings)
     receiver: ReceiverSettings = Field(default_factory=ReceiverSettings)

@@ -64,6 +64,15 @@ def _add_sources(p: argparse.ArgumentParser, *, many_journals: bool = True) -> N
         help="the trader's own log file; repeatable (default: none, or log.paths of the configuration)",
     )
     p.add_argument(
+        "--syslog",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="a syslog file (/var/log/messages, /var/log/syslog; traditional or RFC 3339 lines) whose "
+        "systemd, kernel and trader lines about the unit are read like the journal's; repeatable "
+        "(default: none, or syslog.paths of the configuration)",
+    )
+    p.add_argument(
         "--unit",
         metavar="UNIT",
         help=f"the trader's systemd unit (default: `unit` of the configuration, {_DEFAULTS.unit})",

@@ -69,9 +69,12 @@ def _investigate_args(
         entries.extend(got)
         coverage.append(cov)
     logs = [require_file(p, flag="--log", what="log file") for p in args.log]
+    syslogs = [require_file(p, flag="--syslog", what="syslog file") for p in args.syslog]
     return {
         "journal_entries": entries,
         "log_files": logs,
+        "syslog_files": syslogs,
+        "syslog_descriptions": [settings.syslog.unit_description] if settings.syslog.unit_description else [],
         "unit": args.unit or settings.unit,
         "log_tz": log_tz or settings.log.tz(),
         "rules": rules_from_settings(settings.log, start_pattern),
@@ -92,7 +95,7 @@ def judge_coverage(
     if strict:
         for c in result.coverage:
             if c.problem or (c.understood == 0 and c.read):
-                flag = {"journal": "--journal-json", "log": "--log"}.get(c.kind, c.kind)
+                flag = {"journal": "--journal-json", "log": "--log", "syslog": "--syslog"}.get(c.kind, c.kind)
                 raise CannotTellError(f"{flag} {c.name}: {c.why_blind()}")
     reason = blind_reason(result.coverage, since, until)
     if reason is not None:
@@ -139,7 +142,7 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
     window = parse_window(args.window)
     now = datetime.now(UTC)
     since = now - window
-    explicit = bool(args.journal_json or args.log)
+    explicit = bool(args.journal_json or args.log or args.syslog)
     if explicit:
         result = investigate(**_investigate_args(args, settings, since=since, until=now))  # type: ignore[arg-type]
     else:

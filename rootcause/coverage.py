@@ -124,11 +124,15 @@ class JournalTally:
         return f"no `journalctl -o json` record in its {self.coverage.read} lines"
 
 
+# Line starts of records: a timestamp ("20…", "[20…"), a colour escape before it (loguru's
+# colorize=True), a JSON log record ('{"…': structlog, python-json-logger, loguru serialize=True).
+RECORD_STARTS = (b"20", b"[20", b"\x1b[", b'{"')
+
+
 def stamped_lines(block: bytes) -> int:
-    """Lines of a block of complete lines that start like a log timestamp (``20``/``[20``)."""
-    n = block.count(b"\n20") + block.count(b"\n[20") + (block[:2] == b"20" or block[:3] == b"[20")
-    if block.endswith((b"\n20", b"\n[20")):  # not a line start: nothing follows
-        n -= 1
+    """Lines of a block of complete lines that start like a log record (see RECORD_STARTS)."""
+    n = sum(block.count(b"\n" + s) for s in RECORD_STARTS) + block.startswith(RECORD_STARTS)
+    n -= sum(block.endswith(b"\n" + s) for s in RECORD_STARTS)  # not a line start: nothing follows
     return n
 
 

@@ -19,6 +19,7 @@ Cause precedence for one ended lifetime:
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -27,8 +28,8 @@ from itertools import pairwise
 
 from restartguard import policy
 from restartguard.taxonomy import Cause
-from rootcause import patterns as P
-from rootcause.model import Kind, Restart, Signal, Source, Traceback
+from rootcause.exception_causes import traceback_cause
+from rootcause.model import VIA, Kind, Restart, Signal, Source, Traceback
 
 DEATH_KINDS = frozenset({Kind.EXIT, Kind.RESULT, Kind.CLEAN_STOP, Kind.OOM_KILL, Kind.SYSTEMD_KILL})
 # A failed order after a traceback proves nothing (e.g. "order failed: cancel on shutdown").
@@ -42,6 +43,7 @@ OOM_ATTRIBUTION_WINDOW = timedelta(seconds=30)
 # How long after systemd's "Started" a process that has written nothing yet may log its banner.
 STARTUP_GRACE = timedelta(minutes=5)
 MAX_EVIDENCE = 8
+SYSLOG_TWIN_WINDOW = timedelta(seconds=2)
 
 
 def sort_key(sig: Signal) -> tuple[datetime, int]:
@@ -107,9 +109,13 @@ class JournalSpan:
 
     first: datetime
     last: datetime
+    more: tuple[tuple[datetime, datetime], ...] = ()  # further ranges (a syslog file beside the journal)
 
     def covers(self, at: datetime) -> bool:
-        return self.first <= at <= self.last
+        return self.first <= at <= self.last or any(a <= at <= b for a, b in self.more)
+
+    def union(self, other: JournalSpan) -> JournalSpan:
+        return JournalSpan(self.first, self.last, (*self.more, (other.first, other.last), *other.more))
 
 
 def split_lifetimes(signals: Iterable[Signal], merge_window: timedelta) -> list[Lifetime]:
@@ -180,10 +186,10 @@ def classify_end(
     """Why ``life`` ended, the signals that show it, and the fatal traceback if any."""
     sigs = life.signals
     tb = _fatal_traceback(life)
-    tb_exc = " ".join(tb.detail.get("exceptions") or [tb.detail.get("final", "")]) if tb else ""
+    tb_cause = traceback_cause(tb.detail.get("exceptions") or [tb.detail.get("final", "")]) if tb else None
 
     oom = _oom_signals(life)
-    if oom or (tb is not None and P.MEMORY_ERROR_RE.search(tb_exc)):
+    if oom or tb_cause is Cause.OOM:
         return Cause.OOM, (oom or ([tb] if tb else [])), tb
 
     kills = [s for s in sigs if s.kind is Kind.SYSTEMD_KILL]
@@ -204,8 +210,14 @@ def classify_end(
         if sigterm and (tb is None or sigterm[-1].at >= tb.at):
             return Cause.MANUAL, sigterm, None
 
+    # The old process kept writing (its pid on the journal's stdout) after the new one started:
+    # two instances at once, the second not systemd's restart of the first.
+    lived_on = _old_process_lived_on(life, next_start)
+    if lived_on and first_failure is None:
+        return Cause.SUPERVISOR_CONFLICT, [*next_start.starts[:2], lived_on], None
+
     if tb is not None:
-        if P.TIMEOUT_RE.search(tb_exc):
+        if tb_cause is Cause.API_TIMEOUT:
             return Cause.API_TIMEOUT, [tb, *deaths[:2]], tb
         return Cause.EXCEPTION, [tb, *deaths[:2]], tb
 
@@ -219,8 +231,63 @@ def classify_end(
     return Cause.OTHER, deaths[:3] or [s for s in sigs if s.kind is Kind.CHECK][-1:], None
 
 
+def _old_process_lived_on(life: Lifetime, next_start: Lifetime) -> Signal | None:
+    """A line of ``life``'s process written after ``next_start`` began, by a pid the new one has not."""
+    old = {s.pid for s in life.starts if s.pid is not None and s.source is not Source.KERNEL}
+    new = next_start.start_pid()
+    if not old or new is None or new in old:
+        return None
+    return next(
+        (
+            s
+            for s in next_start.signals
+            if s.pid in old and s.source is Source.STDOUT and s.kind is not Kind.START
+        ),
+        None,
+    )
+
+
 def _has_process_evidence(life: Lifetime) -> bool:
     return bool(life.starts) or any(s.kind not in (Kind.START,) for s in life.signals)
+
+
+def _norm(text: str) -> str:
+    return " ".join(text.split())
+
+
+def drop_syslog_twins(signals: Iterable[Signal]) -> list[Signal]:
+    """A syslog line copied from the journal (rsyslog reads journald) is the journal's fact once more:
+    same kind and text (up to whitespace), its time truncated to the second and stamped on receipt;
+    a start of the same pid is the same start whatever rsyslog did to its text. Keep the journal's."""
+    signals = list(signals)
+    if not any(s.detail.get(VIA) == "syslog" for s in signals):
+        return signals
+    direct: dict[tuple[Kind, Source], list[Signal]] = {}
+    for s in signals:
+        if s.detail.get(VIA) != "syslog":
+            direct.setdefault((s.kind, s.source), []).append(s)
+    if not direct:
+        return signals
+    times: dict[tuple[Kind, Source], list[datetime]] = {}
+    for key, group in direct.items():
+        group.sort(key=lambda d: d.at)
+        times[key] = [d.at for d in group]
+
+    def twin(s: Signal) -> bool:
+        key = (s.kind, s.source)
+        group = direct.get(key)
+        if not group:
+            return False
+        text = _norm(s.text)
+        i = bisect_left(times[key], s.at - SYSLOG_TWIN_WINDOW)
+        while i < len(group) and group[i].at <= s.at + SYSLOG_TWIN_WINDOW:
+            d = group[i]
+            if _norm(d.text) == text or (s.kind is Kind.START and s.pid == d.pid):
+                return True
+            i += 1
+        return False
+
+    return [s for s in signals if s.detail.get(VIA) != "syslog" or not twin(s)]
 
 
 def detect_restarts(
@@ -230,7 +297,7 @@ def detect_restarts(
     journal: JournalSpan | None = None,
 ) -> list[Restart]:
     """Every restart in the signals, each exactly once, in time order."""
-    lifetimes = split_lifetimes(signals, merge_window)
+    lifetimes = split_lifetimes(drop_syslog_twins(signals), merge_window)
     restarts: list[Restart] = []
     for prev, nxt in pairwise(lifetimes):
         if not _has_process_evidence(prev):

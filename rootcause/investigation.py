@@ -23,6 +23,7 @@ from rootcause.journal import JournalParser, entry_time, iter_json_lines, normal
 from rootcause.logparse import LineParser, LineRules, clean_line, parse_timestamp
 from rootcause.model import Kind, Restart, Signal, Source
 from rootcause.scanner import BlockScanner, compile_prefilter, offset_for_time, read_blocks
+from rootcause.syslog_files import is_syslog_file, syslog_signals
 
 # How far before --since the logs are read, so the lifetime that ended in the window is known.
 LOOKBACK = timedelta(hours=24)
@@ -153,6 +154,8 @@ def investigate(
     *,
     journal_entries: Iterable[dict[str, Any]] = (),
     log_files: Sequence[Path] = (),
+    syslog_files: Sequence[Path] = (),
+    syslog_descriptions: Sequence[str] = (),
     unit: str,
     log_tz: tzinfo,
     rules: LineRules,
@@ -171,6 +174,29 @@ def investigate(
         entries = list(JournalTally(cov).entries_of(entries))
         coverage.append(cov)
     jsigs, span = journal_signals(entries, unit, rules)
+    warnings: list[str] = []
+    syslog_files = list(syslog_files)
+    for path in [p for p in log_files if is_syslog_file(p)]:
+        warnings.append(f"{path} is a syslog file: read as --syslog")
+        log_files = [p for p in log_files if p != path]
+        syslog_files.append(path)
+    for path in syslog_files:
+        cov = SourceCoverage("syslog", str(path))
+        coverage.append(cov)
+        try:
+            ssigs, sspan = syslog_signals(
+                path,
+                normalize_unit(unit),
+                log_tz,
+                descriptions=syslog_descriptions,
+                rules=rules,
+                coverage=cov,
+            )
+        except SourceError as exc:
+            cov.problem = str(exc)
+            continue
+        jsigs = [*jsigs, *ssigs]
+        span = span.union(sspan) if span is not None and sspan is not None else span or sspan
     signals = list(jsigs)
     starts = [s.at for s in jsigs if s.kind is Kind.START]
     for path in log_files:
@@ -193,12 +219,8 @@ def investigate(
             cov.problem = str(exc)
     restarts = detect_restarts(dedupe(signals), merge_window=merge_window, journal=span)
     restarts = [r for r in restarts if (since is None or r.at >= since) and (until is None or r.at <= until)]
-    return Investigation(
-        restarts,
-        escalation_for(restarts),
-        tuple(time_zone_warnings(signals, merge_window)),
-        tuple(coverage),
-    )
+    warnings += time_zone_warnings(signals, merge_window)
+    return Investigation(restarts, escalation_for(restarts), tuple(warnings), tuple(coverage))
 
 
 def time_zone_warnings(signals: Sequence[Signal], merge_window: timedelta) -> list[str]:
@@ -308,6 +330,8 @@ def investigate_settings(
     result = investigate(
         journal_entries=entries,
         log_files=logs,
+        syslog_files=settings.syslog.paths,
+        syslog_descriptions=[settings.syslog.unit_description] if settings.syslog.unit_description else [],
         unit=settings.unit,
         log_tz=settings.log.tz(),
         rules=rules_from_settings(settings.log),

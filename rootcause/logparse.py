@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from typing import Any
 
 from rootcause import patterns as P
+from rootcause.jsonlog import EXCEPTION_KEYS, json_record
 from rootcause.model import Kind, Signal, Source
 
 MAX_TRACEBACK_LINES = 200
@@ -56,7 +57,8 @@ class LineRules:
             self.trade_ok.pattern,
             self.trade_fail.pattern,
             "(?i:" + self.handled.pattern + ")",
-            re.escape(P.TRACEBACK_START),
+            re.escape(P.TRACEBACK_HEADER),
+            *(re.escape(f'"{key}":') for key in EXCEPTION_KEYS),
             P.SIGTERM_RE.pattern,
             P.MEMORY_ERROR_RE.pattern,
         ]
@@ -91,23 +93,35 @@ def parse_timestamp(line: str, tz: tzinfo) -> datetime | None:
 
 
 def clean_line(raw: bytes) -> str:
-    """Decode one raw line: invalid UTF-8 replaced, NULs and the line ending dropped, bounded."""
-    text = raw.decode("utf-8", errors="replace").replace("\x00", "").rstrip("\r\n")
+    """Decode one raw line: invalid UTF-8 replaced, NULs, colour escapes and the line ending dropped,
+    bounded."""
+    text = P.strip_ansi(raw.decode("utf-8", errors="replace").replace("\x00", "").rstrip("\r\n"))
     if len(text) > MAX_LINE_CHARS:
         text = text[:MAX_LINE_CHARS] + "…"
     return text
 
 
 def _is_continuation(line: str) -> bool:
-    return line == "" or line[0] in " \t" or line.startswith(P.TRACEBACK_CONTINUATIONS)
+    return (
+        line == ""
+        or line[0] in " \t"
+        or line.startswith(P.TRACEBACK_CONTINUATIONS)
+        or line.startswith(P.LOGURU_FRAME_PREFIX)
+        or line.startswith(P.RICH_BOX_CHARS)
+    )
+
+
+def _is_rich_header(line: str) -> bool:
+    return line.startswith("╭") and P.TRACEBACK_HEADER in line
 
 
 def traceback_detail(lines: list[str]) -> dict[str, Any]:
     """Exception lines, frames and a grouping signature of a traceback block."""
     exceptions: list[str] = []
     frames: list[tuple[str, int, str]] = []
-    for ln in lines[1:]:
-        fm = P.FRAME_RE.match(ln)
+    for raw in lines[1:]:
+        ln = P.GROUP_PREFIX_RE.sub("", raw) if "|" in raw[:12] else raw
+        fm = P.FRAME_RE.match(ln) or P.RICH_FRAME_RE.match(ln)
         if fm:
             frames.append((fm.group(1), int(fm.group(2)), fm.group(3)))
         elif not _is_continuation(ln) and P.EXCEPTION_LINE_RE.match(ln):
@@ -161,6 +175,10 @@ class LineParser:
     def feed(self, line: str, at: datetime | None = None, pid: int | None = None) -> list[Signal]:
         """Parse one line. ``at`` is an authoritative timestamp (journal); otherwise the line's own
         timestamp, or that of the last timestamped line, is used."""
+        if line[:1] == "{":
+            record = json_record(line)
+            if record is not None:
+                return self._feed_record(record, at, pid)
         out: list[Signal] = []
         own = parse_timestamp(line, self.tz) if line[:1].isdigit() or line[:1] == "[" else None
         if self.pending:
@@ -178,7 +196,7 @@ class LineParser:
                     self.pending.append(line)
                 if not _is_continuation(line):
                     self.pending_saw_exception = True
-                elif line.startswith(P.TRACEBACK_CONTINUATIONS):
+                elif line.startswith(P.TRACEBACK_CONTINUATIONS) or _is_rich_header(line):
                     # A chained traceback follows: its own final exception line is still to come.
                     self.pending_saw_exception = False
                 return out
@@ -190,7 +208,11 @@ class LineParser:
             self.last_ts = at
         if when is None:
             return out
-        if line.startswith(P.TRACEBACK_START) or (own is None and P.TRACEBACK_START in line):
+        if (
+            line.startswith(P.TRACEBACK_START)
+            or (own is None and P.TRACEBACK_START in line)
+            or _is_rich_header(line)
+        ):
             self.pending = [P.TRACEBACK_START]
             self.pending_at = when
             self.pending_pid = pid
@@ -199,6 +221,17 @@ class LineParser:
         sig = self._classify(line, when, pid)
         if sig is not None:
             out.append(sig)
+        return out
+
+    def _feed_record(
+        self, record: tuple[datetime | str | None, list[str]], at: datetime | None, pid: int | None
+    ) -> list[Signal]:
+        """A JSON log record: a new record ends a pending traceback; its lines carry its time."""
+        stamp, lines = record
+        when = at or (parse_timestamp(stamp, self.tz) if isinstance(stamp, str) else stamp)
+        out = self.flush_pending()
+        for line in lines:
+            out.extend(self.feed(line, at=when, pid=pid))
         return out
 
     def flush(self) -> list[Signal]:

@@ -38,6 +38,11 @@ class Kind(enum.StrEnum):
     TRADE_FAIL = "trade_fail"
 
 
+# Signal.detail key naming the input a signal was read from when that is not its Source's usual
+# one ("syslog": systemd's or the kernel's line read from a syslog file).
+VIA = "via"
+
+
 class Source(enum.StrEnum):
     SYSTEMD = "systemd"  # journal entries written by PID 1 about the unit
     STDOUT = "stdout"  # journal entries of the trader's stdout/stderr
