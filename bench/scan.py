@@ -40,7 +40,8 @@ from restartguard.config import LogSettings
 from rootcause import patterns as P
 from rootcause.investigation import rules_from_settings
 from rootcause.logparse import LineRules
-from rootcause.scanner import compile_prefilter, read_blocks
+from rootcause.scanner import read_blocks
+from rootcause.scanplan import compile_prefilter
 
 GREP_ENV = {"LC_ALL": "C"}
 

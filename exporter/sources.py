@@ -24,7 +24,8 @@ from rootcause.coverage import stamped_lines
 from rootcause.journal import JournalParser, entry_time, normalize_unit, parse_json_line
 from rootcause.logparse import LineParser, LineRules
 from rootcause.model import Signal, Source
-from rootcause.scanner import BlockScanner, compile_prefilter
+from rootcause.scanner import BlockScanner
+from rootcause.scanplan import compile_prefilter
 from rootcause.syslog import SyslogParser
 
 log = logging.getLogger(__name__)

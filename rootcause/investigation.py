@@ -22,7 +22,8 @@ from rootcause.detect import Escalation, JournalSpan, compact, detect_restarts, 
 from rootcause.journal import JournalParser, entry_time, iter_json_lines, normalize_unit
 from rootcause.logparse import LineParser, LineRules, clean_line, parse_timestamp
 from rootcause.model import Kind, Restart, Signal, Source
-from rootcause.scanner import BlockScanner, compile_prefilter, offset_for_time, read_blocks
+from rootcause.scanner import BlockScanner, offset_for_time, read_blocks
+from rootcause.scanplan import compile_prefilter
 from rootcause.syslog_files import is_syslog_file, syslog_signals
 
 # How far before --since the logs are read, so the lifetime that ended in the window is known.

@@ -15,7 +15,8 @@ from rootcause import scanner as logfile
 from rootcause.investigation import rules_from_settings
 from rootcause.logparse import LineParser, LineRules
 from rootcause.model import Signal
-from rootcause.scanner import BlockScanner, compile_prefilter, literal_plan, split_alternatives
+from rootcause.scanner import BlockScanner
+from rootcause.scanplan import compile_prefilter, literal_plan, split_alternatives
 
 DEFAULT = rules_from_settings(LogSettings())
 
