@@ -6,6 +6,7 @@ made by the pure functions of :mod:`rootcause.detect`.
 
 from __future__ import annotations
 
+import copy
 import os
 import subprocess
 from collections import Counter
@@ -110,9 +111,54 @@ def log_signals(
 
     Compacted block by block (:func:`~rootcause.detect.compact`, with the other sources' start
     times as boundaries), so memory stays small however long the log: only the last check of each
-    stretch between starts can matter. ``coverage``, when given, counts the lines read."""
+    stretch between starts can matter, and runs of check lines are read down to those lines (read
+    again line by line when the log turns out not to be in time order). ``coverage``, when given,
+    counts the lines read."""
+    before = copy.deepcopy(coverage)
+    out, scanner = _scan_log(
+        path,
+        rules,
+        tz,
+        since=since,
+        until=until,
+        starts=starts,
+        progress=progress,
+        coverage=coverage,
+        collapse=True,
+    )
+    if scanner.collapsed_across(s.at for s in out if s.kind is Kind.START):
+        if coverage is not None and before is not None:
+            vars(coverage).update(vars(before))  # counted again by the second reading
+        out, _ = _scan_log(
+            path,
+            rules,
+            tz,
+            since=since,
+            until=until,
+            starts=starts,
+            progress=progress,
+            coverage=coverage,
+            collapse=False,
+        )
+    return out
+
+
+def _scan_log(
+    path: Path,
+    rules: LineRules,
+    tz: tzinfo,
+    *,
+    since: datetime | None,
+    until: datetime | None,
+    starts: Sequence[datetime],
+    progress: Progress | None,
+    coverage: SourceCoverage | None,
+    collapse: bool,
+) -> tuple[list[Signal], BlockScanner]:
     parser = LineParser(rules, tz, Source.LOG)
-    scanner = BlockScanner(parser, compile_prefilter(rules.prefilter_pattern()))
+    scanner = BlockScanner(
+        parser, compile_prefilter(rules.prefilter_pattern()), collapse=collapse, boundaries=starts
+    )
     try:
         fh = path.open("rb")
     except OSError as exc:
@@ -136,7 +182,7 @@ def log_signals(
         out.extend(parser.flush())
         if progress is not None:
             progress(path, total, total)  # done, also when the rest lies after --until
-    return out
+    return out, scanner
 
 
 def dedupe(signals: Iterable[Signal]) -> list[Signal]:

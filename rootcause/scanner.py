@@ -16,13 +16,15 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import BinaryIO
 
 from rootcause import patterns as P
+from rootcause.collapse import RunCollapser
+from rootcause.hsprefilter import HyperscanPass
 from rootcause.logparse import MAX_LINE_CHARS, LineParser, clean_line, parse_timestamp
 from rootcause.model import Kind, Signal
 from rootcause.scanplan import bits, find_all, literal_plan
@@ -37,6 +39,7 @@ MAX_LOOKBACK_LINES = 200
 FAST_TIMESTAMP_RE = re.compile(
     r"(\d{4}-\d{2}-\d{2}[ T]\d{2}):([0-5]\d):([0-5]\d)[,.](\d{3})(?!\d)(?!\s?(?:Z|[+-]\d\d))"
 )
+FAST_TIMESTAMP_BYTES = re.compile(FAST_TIMESTAMP_RE.pattern.encode("ascii"))
 
 
 class _HourClock:
@@ -47,6 +50,10 @@ class _HourClock:
     def __init__(self, tz: tzinfo) -> None:
         self.tz = tz
         self.hours: dict[str, datetime | None] = {}
+
+    def cached(self, key: str) -> datetime | None:
+        hours = self.hours
+        return hours[key] if key in hours else self.hour(key)
 
     def hour(self, key: str) -> datetime | None:
         base = parse_timestamp(key + ":00:00", self.tz)
@@ -71,14 +78,47 @@ class BlockScanner:
     """Feeds the interesting lines of blocks of complete lines to a :class:`LineParser`.
 
     ``fast=False`` keeps the reference path (the prefilter alternation run over the block); the
-    literal path gives the same signals (tests/test_scanner_equivalence.py) much faster.
+    literal path gives the same signals (tests/test_scanner_equivalence.py) much faster, with its
+    first pass on Hyperscan when that is installed (``hyperscan=False`` keeps ``memmem``).
+
+    ``collapse=True`` reads a run of lines that only say ``check #N`` down to the lines that can
+    matter once the signals are compacted (:func:`~rootcause.detect.compact`): the last check before
+    each of ``boundaries`` (start times of other sources, sorted) and the last of the run. A run is
+    only collapsed when its timestamps are plain local times in order (checked line by line on the
+    raw bytes); anything else is read line by line.
     """
 
-    def __init__(self, parser: LineParser, prefilter: re.Pattern[bytes] | None, *, fast: bool = True) -> None:
+    def __init__(
+        self,
+        parser: LineParser,
+        prefilter: re.Pattern[bytes] | None,
+        *,
+        fast: bool = True,
+        hyperscan: bool = True,
+        collapse: bool = False,
+        boundaries: Sequence[datetime] = (),
+    ) -> None:
         self.parser = parser
         self.prefilter = prefilter
         self.plan = literal_plan(prefilter, parser.rules) if fast and prefilter is not None else None
+        self.hs = HyperscanPass.build(self.plan) if hyperscan else None
         self._clock = _HourClock(parser.tz)
+        self.collapser: RunCollapser | None = None
+        if collapse and self.plan is not None and self.plan.check_verified_by_str:
+            self.collapser = RunCollapser(self._clock.cached, parser.rules.check.search)
+            self.collapser.boundaries = sorted(boundaries)
+
+    def set_boundaries(self, boundaries: Sequence[datetime], until: datetime | None = None) -> None:
+        """Start times of other sources that runs of checks are cut at (see ``collapse``), and the
+        time from which those sources have reported nothing yet (None: they never will)."""
+        if self.collapser is not None:
+            self.collapser.boundaries = sorted(boundaries)
+            self.collapser.until = until
+
+    def collapsed_across(self, starts: Iterable[datetime]) -> bool:
+        """Whether one of ``starts`` fell inside a run of checks read down to its last (a log not
+        in time order): then the same bytes must be read again with ``collapse`` off."""
+        return self.collapser is not None and self.collapser.covers(starts)
 
     def scan(self, block: bytes) -> BlockResult:
         res = BlockResult()
@@ -192,11 +232,18 @@ class BlockScanner:
         append = signals.append
         n = len(block)
         find = block.find
-        checks, others = self._candidates(block, pos)
+        checks, others = self.hs.candidates(block, pos) if self.hs else self._candidates(block, pos)
         # The shortcut needs lines that decode to themselves: ASCII, no NUL, no CR.
         clean = block.isascii() and find(b"\x00") < 0 and find(b"\r") < 0
         kind, number_key, td = Kind.CHECK, "number", timedelta
-        order = sorted(checks + list(others)) if others else checks
+        if self.collapser is not None and checks:
+            # Runs of checks end at lines that may be starts (other lines do not end a stretch).
+            starts = plan.start_mask & ~check_mask
+            edges = sorted(ls for ls, m in others.items() if m & starts)
+            kept = self.collapser.kept(block, checks, edges, pos)
+            order = sorted({*kept, *others})
+        else:
+            order = sorted(checks + list(others)) if others else checks
         other = others.get
         for ls in order:
             if ls < pos:

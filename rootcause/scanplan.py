@@ -234,6 +234,7 @@ class LiteralPlan:
     literals: tuple[tuple[bytes, bool, int], ...]  # (literal, ascii-case-insensitive, branch bitmask)
     check_mask: int  # branches of the parser's check pattern that no start branch shares
     check_verified_by_str: bool  # the str check regex decides exactly what those branches match
+    start_mask: int = -1  # branches of the parser's start pattern (-1: not known, any branch may be)
 
 
 def literal_plan(prefilter: re.Pattern[bytes], rules: LineRules | None = None) -> LiteralPlan | None:
@@ -268,14 +269,18 @@ def literal_plan(prefilter: re.Pattern[bytes], rules: LineRules | None = None) -
     except (_Unsupported, re.error, RecursionError, ValueError, TypeError, AttributeError):
         return None
     check_mask = 0
+    start_mask = -1
     by_str = False
     if rules is not None:
         start_alts = split_alternatives(P.ungroup(rules.start.pattern)) or []
         check_alts = split_alternatives(P.ungroup(rules.check.pattern)) or []
         if start_alts and check_alts and all(a in alts for a in start_alts):
+            start_mask = 0
             for i, alt in enumerate(alts):
                 if alt in check_alts and alt not in start_alts:
                     check_mask |= 1 << i
+                if alt in start_alts:
+                    start_mask |= 1 << i
         try:
             parsed_check = _sre_parse.parse(rules.check.pattern, 0)
             by_str = (
@@ -288,7 +293,7 @@ def literal_plan(prefilter: re.Pattern[bytes], rules: LineRules | None = None) -
             by_str = False
     merged = _merge_literals(lits)
     ordered = tuple(sorted(((lit, icase, mask) for (lit, icase), mask in merged.items()), key=lambda t: t[0]))
-    return LiteralPlan(tuple(branches), ordered, check_mask, by_str)
+    return LiteralPlan(tuple(branches), ordered, check_mask, by_str, start_mask)
 
 
 # -- literal search -------------------------------------------------------------------------------

@@ -1,20 +1,28 @@
-"""The literal scan path of BlockScanner gives exactly the signals of the reference path (the
-prefilter alternation run over each block), on logs full of edge cases, at several block sizes."""
+"""The fast scan paths of BlockScanner give exactly the answers of the reference path (the prefilter
+alternation run over each block), on logs full of edge cases, at several block sizes: the literal
+first pass and the Hyperscan first pass give the same signals; collapsing runs of check lines gives
+the same signals once compacted, and the same restarts, on generated logs and on every log corpus
+under tests/data."""
 
 from __future__ import annotations
 
 import random
 import re
-from datetime import UTC, timedelta, timezone, tzinfo
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
+from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 
 from restartguard.config import LogSettings
+from rootcause import hsprefilter, investigation
 from rootcause import scanner as logfile
-from rootcause.investigation import rules_from_settings
+from rootcause.detect import compact, detect_restarts
+from rootcause.investigation import investigate, read_journal_file, rules_from_settings
 from rootcause.logparse import LineParser, LineRules
-from rootcause.model import Signal
+from rootcause.model import Kind, Signal
 from rootcause.scanner import BlockScanner
 from rootcause.scanplan import compile_prefilter, literal_plan, split_alternatives
 
@@ -80,10 +88,37 @@ def make_log(seed: int, n: int = 3000) -> bytes:
     return data
 
 
-def scan(data: bytes, rules: LineRules, tz: tzinfo, *, fast: bool, block: int) -> list[Signal]:
+def scan(
+    data: bytes,
+    rules: LineRules,
+    tz: tzinfo,
+    *,
+    fast: bool,
+    block: int,
+    hyperscan: bool = True,
+    collapse: bool = False,
+    boundaries: Sequence[datetime] = (),
+) -> list[Signal]:
     parser = LineParser(rules, tz)
-    scanner = BlockScanner(parser, compile_prefilter(rules.prefilter_pattern()), fast=fast)
+    scanner = BlockScanner(
+        parser,
+        compile_prefilter(rules.prefilter_pattern()),
+        fast=fast,
+        hyperscan=hyperscan,
+        collapse=collapse,
+        boundaries=boundaries,
+    )
     assert fast or scanner.plan is None
+    assert (scanner.hs is not None) == (fast and hyperscan and scanner.plan is not None)
+    out = _scan_blocks(scanner, data, block)
+    if scanner.collapsed_across(s.at for s in out if s.kind is Kind.START):
+        # The caller's side of the contract (as investigate does): read again, not collapsed.
+        return scan(data, rules, tz, fast=fast, block=block, hyperscan=hyperscan, boundaries=boundaries)
+    return out
+
+
+def _scan_blocks(scanner: BlockScanner, data: bytes, block: int) -> list[Signal]:
+    parser = scanner.parser
     out: list[Signal] = []
     i = 0
     while i < len(data):
@@ -101,9 +136,9 @@ def test_literal_path_gives_the_reference_signals(seed: int, tz: tzinfo) -> None
     data = make_log(seed)
     block = [1 << 20, 4096, 700][seed % 3]
     ref = scan(data, DEFAULT, tz, fast=False, block=block)
-    got = scan(data, DEFAULT, tz, fast=True, block=block)
     assert len(ref) > 100
-    assert got == ref
+    assert scan(data, DEFAULT, tz, fast=True, block=block, hyperscan=False) == ref
+    assert scan(data, DEFAULT, tz, fast=True, block=block, hyperscan=True) == ref
 
 
 @pytest.mark.parametrize(
@@ -120,7 +155,9 @@ def test_other_patterns_stay_equivalent(settings: LogSettings) -> None:
     plan = literal_plan(compile_prefilter(rules.prefilter_pattern()) or re.compile(b"x"), rules)
     assert (plan is None) == ("\\s" in settings.start_pattern)
     data = make_log(11).replace(b"Bot booting", b"Bot  booting") + make_log(12)
-    assert scan(data, rules, UTC, fast=True, block=8192) == scan(data, rules, UTC, fast=False, block=8192)
+    ref = scan(data, rules, UTC, fast=False, block=8192)
+    assert scan(data, rules, UTC, fast=True, block=8192, hyperscan=False) == ref
+    assert scan(data, rules, UTC, fast=True, block=8192, hyperscan=True) == ref
 
 
 def test_plan_falls_back_when_a_branch_has_no_literal_or_crosses_lines() -> None:
@@ -144,4 +181,130 @@ def test_windows_of_a_big_read_change_nothing(monkeypatch: pytest.MonkeyPatch) -
     data = make_log(21, n=4000)
     ref = scan(data, DEFAULT, UTC, fast=False, block=len(data))
     monkeypatch.setattr(logfile, "BLOCK_SIZE", 3000)
-    assert scan(data, DEFAULT, UTC, fast=True, block=len(data)) == ref
+    assert scan(data, DEFAULT, UTC, fast=True, block=len(data), hyperscan=False) == ref
+
+
+def test_hyperscan_is_installed_and_used() -> None:
+    """A regular dependency: a missing wheel would silently cost the first pass's speed."""
+    assert hsprefilter.available()
+    parser = LineParser(DEFAULT, UTC)
+    assert BlockScanner(parser, compile_prefilter(DEFAULT.prefilter_pattern())).hs is not None
+
+
+@pytest.mark.parametrize(
+    ("branch", "expression"),
+    [
+        (rb"check #(?:\d+)", rb"check #(?:\d)"),
+        (rb"check #\d+", rb"check #\d"),
+        (rb"(?:check #|cycle )(?:\d+)", rb"(?:check #|cycle )(?:\d)"),
+        (rb"a\d++", rb"a\d"),
+        (rb"price \+", rb"price \+"),  # an escaped plus is a literal
+        (rb"path\\+", rb"path\\"),  # an escaped backslash, then a quantifier
+        (rb"check #\d+ done", rb"check #\d+ done"),
+        (rb"check #\d+?", rb"check #\d+?"),
+    ],
+)
+def test_hyperscan_expression_reports_each_line_once(branch: bytes, expression: bytes) -> None:
+    assert hsprefilter.hs_expression(branch) == expression
+
+
+# -- collapsing runs of check lines ------------------------------------------------------------------
+
+
+def ordered_log(
+    seed: int, start: datetime, tz: tzinfo, n: int = 4000, step_ms: int = 700, disorder: bool = False
+) -> bytes:
+    """A log written in time order (as real ones are): the lines of make_log's kinds and stamp
+    formats, in the wall-clock time of ``tz`` (``start`` is local); with ``disorder`` also lines out
+    of order (a clock step back, a UTC offset in a local-time log, no milliseconds)."""
+    rng = random.Random(seed)
+    instant = start.replace(tzinfo=tz).astimezone(UTC)
+    out = []
+    for i in range(n):
+        instant += timedelta(milliseconds=rng.randrange(1, step_ms))
+        at = instant.astimezone(tz).replace(tzinfo=None)
+        r = rng.random() if disorder else 0.0
+        if r < 0.96:
+            ts = at.strftime("%Y-%m-%d %H:%M:%S,") + f"{at.microsecond // 1000:03d}"
+        elif r < 0.975:
+            ts = at.strftime("%Y-%m-%dT%H:%M:%S.") + f"{at.microsecond // 1000:03d}"
+        elif r < 0.985:
+            ts = at.strftime("%Y-%m-%d %H:%M:%S,") + f"{at.microsecond // 1000:03d}+09:00"
+        elif r < 0.99:
+            back = at - timedelta(seconds=rng.randrange(1, 90))  # a clock step back
+            ts = back.strftime("%Y-%m-%d %H:%M:%S,") + f"{back.microsecond // 1000:03d}"
+        else:
+            ts = at.strftime("%Y-%m-%d %H:%M:%S")
+        text = LINES[0] if rng.random() < 0.9 else rng.choice(LINES)
+        out.append(text.format(ts=ts, n=i))
+    return "\n".join(out).encode("utf-8", errors="surrogateescape") + b"\n"
+
+
+def answers(signals: list[Signal], boundaries: Sequence[datetime]) -> tuple[list[Signal], list[Any]]:
+    """What consumers use: the compacted signals and the restarts detected from them."""
+    kept = compact(signals, boundaries)
+    return kept, [r.to_json() for r in detect_restarts(kept)]
+
+
+@pytest.mark.parametrize("seed", range(5))
+@pytest.mark.parametrize(
+    ("tz", "start", "in_order"),
+    [
+        (UTC, datetime(2026, 9, 3, 22, 15), True),
+        # Through the autumn fold of Europe/Berlin: the repeated hour reads as the first one, so
+        # the parser's times go back (and the log is read again line by line).
+        (ZoneInfo("Europe/Berlin"), datetime(2026, 10, 25, 1, 40), False),
+        # Through the spring gap: in order.
+        (ZoneInfo("Europe/Berlin"), datetime(2026, 3, 29, 1, 40), True),
+    ],
+)
+@pytest.mark.parametrize("hyperscan", [True, False])
+def test_collapsing_runs_gives_the_same_answers(
+    seed: int, tz: tzinfo, start: datetime, in_order: bool, hyperscan: bool
+) -> None:
+    disorder = seed % 2 == 1
+    data = ordered_log(seed, start, tz, step_ms=[700, 3000, 9000][seed % 3], disorder=disorder)
+    block = [1 << 20, 4096, 1500, 8192, 700][seed]
+    ref = scan(data, DEFAULT, tz, fast=False, block=block)
+    starts = sorted(s.at for s in ref if s.kind is Kind.START)
+    # Start times of "another source" inside runs of checks, on a check's own time and between.
+    checks = [s.at for s in ref if s.kind is Kind.CHECK]
+    rng = random.Random(seed)
+    boundaries = sorted(
+        {*rng.sample(checks, 12), *(c + timedelta(microseconds=1) for c in rng.sample(checks, 12))}
+    )
+    for cuts in ((), boundaries):
+        got = scan(
+            data, DEFAULT, tz, fast=True, block=block, hyperscan=hyperscan, collapse=True, boundaries=cuts
+        )
+        assert answers(got, cuts) == answers(ref, cuts)
+        if in_order and not disorder:
+            assert len(got) < len(ref) / 3
+    assert starts, "the log holds starts"
+
+
+CORPUS_LOGS = sorted((Path(__file__).parent / "data").rglob("*.log"))
+
+
+@pytest.mark.parametrize("log", CORPUS_LOGS, ids=lambda p: str(p.relative_to(Path(__file__).parent)))
+def test_every_corpus_log_gives_the_same_investigation(log: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every log corpus under tests/data, with its journal when there is one, investigated with
+    the reference scanner and with each fast path: the same answer."""
+    journal = log.parent / "journal.json"
+    with_journal = list(read_journal_file(journal)) if journal.exists() else []
+
+    def run(entries: list[dict[str, Any]], **options: bool) -> dict[str, Any]:
+        def forced(*args: Any, **kwargs: Any) -> BlockScanner:
+            return BlockScanner(*args, **{**kwargs, **options})
+
+        monkeypatch.setattr(investigation, "BlockScanner", forced)
+        return investigate(
+            journal_entries=entries, log_files=[log], unit="bitget-bot.service", log_tz=UTC, rules=DEFAULT
+        ).to_json()
+
+    # With the journal (its starts cut the runs) and without it (the log's own banners do).
+    for entries in [with_journal, []] if with_journal else [[]]:
+        ref = run(entries, fast=False)
+        for hyperscan in (False, True):
+            for collapse in (False, True):
+                assert run(entries, fast=True, hyperscan=hyperscan, collapse=collapse) == ref

@@ -1,0 +1,183 @@
+"""Runs of ``check #N`` lines, read down to the lines that can matter.
+
+A healthy trader writes a check line every few seconds: most of a log's interesting lines. Only the
+latest check of each stretch between two starts can change a classification or a gauge (the
+signals are compacted with :func:`~rootcause.detect.compact` by every consumer), so the check lines
+of a run between two lines that may be starts (``edges``; trades, retries and tracebacks between
+them do not end a stretch, and are read as ever) need only the last one, plus the last one before
+each start time of another source that falls inside the run (``boundaries``: systemd's starts from
+the journal).
+
+That is exact when the run is in time order, which is verified on the raw bytes of every line of
+the run at C speed: each must begin with a plain local ``YYYY-MM-DD HH:MM:SS,mmm`` timestamp (no
+UTC offset after it: what the parser reads through the cached hour of
+:class:`~rootcause.scanner._HourClock`), the timestamps must not go backwards, and every hour of
+the run must map to UTC an hour after the one before (no DST fold or gap inside the run). A line
+without such a timestamp is read as it is and splits the run, as does a step back in time; an
+ordered stretch whose hours do not map to UTC in order is read line by line. What a run cannot show is a start line elsewhere in
+the file whose time falls inside it (a log not written in time order): the stretches read down are
+remembered (``spans``) and :meth:`RunCollapser.covers` tells the caller to read again without
+collapsing. Check lines newer than ``until`` (what the other sources have reported so far) are
+all kept, so a start reported later can still cut them.
+"""
+
+from __future__ import annotations
+
+import re
+from bisect import bisect_left, bisect_right
+from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime, timedelta
+
+from rootcause.logparse import clean_line
+
+CHUNK = 27  # the timestamp (23 bytes) and the 4 bytes that tell it has no UTC offset after it
+# One line's start as the fast timestamp path reads it, then the bytes that must not begin an
+# offset (str \s also matches \x1c-\x1f and non-ASCII spaces: those lines are read line by line).
+_ONE = rb"\d{4}-\d\d-\d\d[ T]\d\d:[0-5]\d:[0-5]\d[,.]\d{3}(?!\d)(?![\x80-\xff\x1c-\x1f])(?!\s?(?:Z|[+-]\d\d))[\s\S]{4}"
+RUN_RE = re.compile(rb"(?:" + _ONE + rb")*")
+ONE_RE = re.compile(_ONE)
+HOUR = timedelta(hours=1)
+
+
+class RunCollapser:
+    """Picks the check lines of a block worth parsing (see the module docstring)."""
+
+    def __init__(
+        self,
+        hour: Callable[[str], datetime | None],
+        check_search: Callable[[str], re.Match[str] | None],
+    ) -> None:
+        self.hour = hour  # UTC start of a local hour "YYYY-MM-DD HH", None when not plain
+        self.check_search = check_search
+        self.boundaries: list[datetime] = []  # start times of other sources, sorted
+        # Times from which the other sources have told nothing yet (None: they never will).
+        self.until: datetime | None = None
+        # (first, kept) times of the stretches of checks read down to their last (see covers()).
+        self.spans: list[tuple[datetime, datetime]] = []
+
+    def kept(self, block: bytes, checks: list[int], edges: Sequence[int], start: int) -> list[int]:
+        """Line starts of the check lines to parse, from ``checks`` (line starts of lines holding
+        a check, maybe repeated) given ``edges`` (sorted line starts of the lines that may be
+        starts) and ``start`` (where reading the block begins)."""
+        checks = sorted(set(checks))
+        out: list[int] = []
+        lo = bisect_left(checks, start)
+        for edge in [*edges, len(block)]:
+            hi = bisect_left(checks, edge, lo)
+            if hi > lo:
+                out.extend(self._reduce(block, checks[lo:hi]))
+            lo = hi
+            while lo < len(checks) and checks[lo] == edge:
+                lo += 1
+        return out
+
+    def covers(self, starts: Iterable[datetime]) -> bool:
+        """Whether a start falls inside a stretch of checks read down to its last: then the log is
+        not in time order there, and those checks must be read again line by line."""
+        spans = sorted(self.spans)
+        if not spans:
+            return False
+        firsts = [a for a, _ in spans]
+        reach: list[datetime] = []  # the furthest end of the spans so far
+        for _, z in spans:
+            reach.append(max(z, reach[-1]) if reach else z)
+        for at in starts:
+            i = bisect_left(firsts, at) - 1  # spans beginning strictly before the start
+            if i >= 0 and reach[i] >= at:
+                return True
+        return False
+
+    def _reduce(self, block: bytes, run: list[int]) -> list[int]:
+        if len(run) < 2:
+            return run
+        chunks = [block[ls : ls + CHUNK] for ls in run]
+        joined = b"".join(chunks)
+        # A NUL is dropped when a line is decoded: it could hide an offset after the time.
+        if RUN_RE.fullmatch(joined) is not None and b"\x00" not in joined and chunks == sorted(chunks):
+            return self._reduce_ordered(block, run, chunks)
+        # Rare: split into ordered stretches of plain lines; every other line is kept as it is.
+        out: list[int] = []
+        first = 0
+        for i, chunk in enumerate(chunks):
+            if ONE_RE.fullmatch(chunk) is None or b"\x00" in chunk:
+                out.extend(self._reduce_ordered(block, run[first:i], chunks[first:i]))
+                out.append(run[i])
+                first = i + 1
+            elif i > first and chunk < chunks[i - 1]:
+                out.extend(self._reduce_ordered(block, run[first:i], chunks[first:i]))
+                first = i
+        out.extend(self._reduce_ordered(block, run[first:], chunks[first:]))
+        return out
+
+    def _reduce_ordered(self, block: bytes, run: list[int], chunks: list[bytes]) -> list[int]:
+        """``run`` whose lines all begin with plain timestamps in order (``chunks``)."""
+        if len(run) < 2:
+            return run
+        # Each hour of the run, with the index of its first line; in UTC an hour apart at least.
+        starts: list[int] = []
+        bases: list[datetime] = []
+        idx = 0
+        while idx < len(chunks):
+            key = chunks[idx][:13]
+            base = self.hour(key.decode("ascii"))
+            if base is None or (bases and base - bases[-1] < HOUR):
+                return run
+            starts.append(idx)
+            bases.append(base)
+            idx = bisect_right(chunks, key + b"\xff", idx)
+
+        def at(i: int) -> datetime:
+            c = chunks[i]
+            base = bases[bisect_right(starts, i) - 1]
+            return base + timedelta(0, int(c[14:16]) * 60 + int(c[17:19]), int(c[20:23]) * 1000)
+
+        def first_at_or_after(when: datetime, lo: int) -> int:
+            a, z = lo, len(run)
+            while a < z:
+                mid = (a + z) // 2
+                if at(mid) < when:
+                    a = mid + 1
+                else:
+                    z = mid
+            return a
+
+        t_first, t_last = at(0), at(len(run) - 1)
+        # Lines from ``until`` on are newer than what the other sources have told: read them all.
+        tail = len(run)
+        if self.until is not None and t_last >= self.until:
+            tail = first_at_or_after(self.until, 0)
+            if tail < len(run):
+                t_last = at(tail - 1) if tail else t_first
+        keep: list[int] = []
+        lo = 0
+        cuts = self.boundaries
+        pieces = [
+            first_at_or_after(c, lo) for c in cuts[bisect_right(cuts, t_first) : bisect_right(cuts, t_last)]
+        ]
+        for hi in [*pieces, tail]:
+            if hi <= lo:
+                continue
+            kept = self._last_check(block, run, lo, hi)
+            if kept is not None:
+                keep.append(run[kept])
+                if kept > lo:
+                    self.spans.append((at(lo), at(kept)))
+            lo = hi
+        keep.extend(run[tail:])
+        return keep
+
+    def _last_check(self, block: bytes, run: list[int], lo: int, hi: int) -> int | None:
+        """Index of the last line of ``run[lo:hi]`` that the parser reads as a check (a first
+        pass may report a line the check pattern does not match, e.g. ``check #x``)."""
+        for i in range(hi - 1, lo - 1, -1):
+            ls = run[i]
+            le = block.find(b"\n", ls)
+            m = self.check_search(clean_line(block[ls : len(block) if le < 0 else le]))
+            if m is None:
+                continue
+            try:
+                int(m.group(1))
+            except (IndexError, ValueError, TypeError):
+                continue
+            return i
+        return None

@@ -1,0 +1,120 @@
+"""The scanner's first pass on Hyperscan: every branch of the parser's prefilter in one database.
+
+Hyperscan (Vectorscan on non-x86 hosts; PyPI ``hyperscan``, statically linked wheels for manylinux
+x86_64/aarch64) finds the lines of a block that hold a match of any branch in one pass over the
+bytes, close to grep's speed. It only tells *where* the branches match: every line it reports is
+still verified with the branch's own Python regex before it is parsed, so Hyperscan may report a
+superset but never decides what a line means. Branches come from
+:func:`~rootcause.scanplan.literal_plan`, so the same patterns (from :mod:`rootcause.patterns` and the
+configured ones) drive both first passes; when Hyperscan is missing or refuses a pattern the
+scanner keeps the literal first pass (same signals, tests/test_scanner_equivalence.py).
+
+Hyperscan reports every end of every match: ``check #\\d+`` would call back once per digit. A
+trailing ``+`` is dropped before compiling (a line holds a match of ``X+`` exactly when it holds a
+match of ``X`` at the end of the pattern), so each check line calls back once.
+"""
+
+from __future__ import annotations
+
+import re
+from bisect import bisect_left
+from typing import Any
+
+from rootcause.scanplan import LiteralPlan
+
+hyperscan: Any
+try:  # a regular dependency; missing only on platforms without a wheel
+    import hyperscan
+except ImportError:  # pragma: no cover - exercised by the fallback tests through ``available``
+    hyperscan = None
+
+_TRAILING_PLUS = re.compile(rb"(?<!\\)((?:\\\\)*)\+(\)*)$")
+
+
+def available() -> bool:
+    return hyperscan is not None
+
+
+def hs_expression(branch: bytes) -> bytes:
+    """``branch`` with a trailing ``+`` quantifier (possibly inside closing groups) dropped: the
+    same lines match, with one report per line instead of one per repeated character."""
+    out = branch
+    while True:
+        m = _TRAILING_PLUS.search(out)
+        if m is None or m.start() == 0 or out[: m.start() + len(m.group(1))].endswith((b"(", b"|")):
+            return out
+        trimmed = out[: m.start()] + m.group(1) + m.group(2)
+        try:
+            re.compile(trimmed)
+        except re.error:
+            return out
+        out = trimmed
+
+
+class HyperscanPass:
+    """One compiled database of a plan's branches; :meth:`candidates` has the contract of the
+    literal pass: (line starts holding only check branches, line start → branch bitmask)."""
+
+    def __init__(self, plan: LiteralPlan) -> None:
+        if hyperscan is None:
+            raise RuntimeError("hyperscan is not installed")
+        exprs = [hs_expression(b.pattern) for b in plan.branches]
+        if len(exprs) > 0xFFFF:
+            raise ValueError("too many branches")
+        self.db = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
+        self.db.compile(
+            expressions=exprs,
+            ids=list(range(len(exprs))),
+            elements=len(exprs),
+            flags=[hyperscan.HS_FLAG_MULTILINE] * len(exprs),
+        )
+        self.check_mask = plan.check_mask
+        self.check_ids = frozenset(i for i in range(len(exprs)) if plan.check_mask >> i & 1)
+
+    @classmethod
+    def build(cls, plan: LiteralPlan | None) -> HyperscanPass | None:
+        """The pass for ``plan``, or None when Hyperscan is missing or cannot compile a branch."""
+        if plan is None or hyperscan is None:
+            return None
+        try:
+            return cls(plan)
+        except (hyperscan.HyperscanError, ValueError):
+            return None
+
+    def matches(self, block: bytes) -> list[int]:
+        """``end << 16 | branch`` of every match in ``block``, in Hyperscan's report order."""
+        hits: list[int] = []
+        append = hits.append
+
+        def on_match(branch: int, _start: int, end: int, _flags: int, _ctx: object) -> None:
+            append(end << 16 | branch)
+
+        self.db.scan(block, match_event_handler=on_match)
+        return hits
+
+    def candidates(self, block: bytes, start: int) -> tuple[list[int], dict[int, int]]:
+        hits = self.matches(block)
+        rfind = block.rfind
+        ids = self.check_ids
+        # List comprehensions: one Python step per check line, nothing more.
+        checks = [rfind(b"\n", 0, h >> 16) + 1 for h in hits if h & 0xFFFF in ids]
+        checks.sort()
+        if start:
+            checks = checks[bisect_left(checks, start) :]
+        others: dict[int, int] = {}
+        get = others.get
+        for h in hits:
+            branch = h & 0xFFFF
+            if branch in ids:
+                continue
+            ls = rfind(b"\n", 0, h >> 16) + 1
+            if ls >= start:
+                others[ls] = get(ls, 0) | 1 << branch
+        if others and checks:
+            # A line with another branch is fed as such: its mask also names the check branches
+            # (verification tries each named branch, so naming one too many is harmless).
+            mask = self.check_mask
+            for ls in checks:
+                if ls in others:
+                    others[ls] |= mask
+        return checks, others
