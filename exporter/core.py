@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-from exporter.sources import Batch
+from exporter.sources import Batch, JournalctlSource, LogFileSource
 from exporter.state import JsonState
 from restartguard.errors import RestartguardError
 from restartguard.policy import SOURCE_NOTHING_UNDERSTOOD_SECONDS
@@ -96,6 +96,7 @@ class ExporterCore:
         self.source_errors.setdefault("state", 0)
         self.recent: list[Restart] = []
         self.behind = False  # a source stopped at its per-poll limit during the last poll
+        self._told: dict[str, datetime] = {}  # source → until when it has told (see _note_told)
         self._load()
 
     # -- persistence -------------------------------------------------------------------------
@@ -160,6 +161,8 @@ class ExporterCore:
         fresh: list[Signal] = []
         self.behind = False
         for src in self.sources:
+            if isinstance(src, LogFileSource):
+                src.cut_at(*self._others_so_far(src.name, fresh))
             try:
                 batch = src.poll()
             except RestartguardError as exc:
@@ -168,6 +171,7 @@ class ExporterCore:
                 continue
             self._set_problem(src.name, self._judge(src, batch))
             self.behind = self.behind or batch.more
+            self._note_told(src, batch)
             for sig in batch.signals:
                 if sig.kind in (Kind.TRADE_OK, Kind.TRADE_FAIL) and src.name == self.trade_source:
                     self.trades_total += 1
@@ -222,6 +226,26 @@ class ExporterCore:
                 log.warning("source %s down: %s", name, problem)
         self.source_problem[name] = problem
         self.source_up[name] = problem is None
+
+    def _others_so_far(self, name: str, fresh: Sequence[Signal]) -> tuple[list[datetime], datetime | None]:
+        """For a log source: the start times the other sources have shown (window and this
+        poll) and the time from which they have told nothing yet (None: there are none)."""
+        others = [s.name for s in self.sources if s.name != name]
+        if not others:
+            return [], None
+        starts = [s.at for s in [*self.window, *fresh] if s.kind is Kind.START]
+        never = datetime.min.replace(tzinfo=UTC)
+        return starts, min(self._told.get(o, never) for o in others)
+
+    def _note_told(self, src: SignalSource, batch: Batch) -> None:
+        """Until when ``src`` has told what it knows: a file that was read to its end, until about
+        now (sources may lag up to ``settle``, as counting already assumes); journalctl (its pipe
+        may still hold history) or a source behind, until its latest signal."""
+        latest = max((s.at for s in batch.signals), default=None)
+        if not batch.more and not isinstance(src, JournalctlSource):
+            latest = self.clock() - self.settle
+        if latest is not None and (src.name not in self._told or latest > self._told[src.name]):
+            self._told[src.name] = latest
 
     def _journal_span(self, now: datetime) -> JournalSpan | None:
         if self.journal_first_at is None or "journal" not in self.source_up:

@@ -23,7 +23,7 @@ from restartguard.errors import SourceError
 from rootcause.coverage import stamped_lines
 from rootcause.journal import JournalParser, entry_time, normalize_unit, parse_json_line
 from rootcause.logparse import LineParser, LineRules
-from rootcause.model import Signal, Source
+from rootcause.model import Kind, Signal, Source
 from rootcause.scanner import BlockScanner
 from rootcause.scanplan import compile_prefilter
 from rootcause.syslog import SyslogParser
@@ -60,11 +60,21 @@ class LogFileSource:
     #: The trader writes its log all the time: a log that never yields a line is not being read.
     steady = True
 
-    def __init__(self, path: Path, rules: LineRules, tz: Any, *, from_end: bool = False) -> None:
+    def __init__(
+        self, path: Path, rules: LineRules, tz: Any, *, from_end: bool = False, collapse: bool = True
+    ) -> None:
         self.path = Path(path)
         self.parser = LineParser(rules, tz, Source.LOG)
-        self.scanner = BlockScanner(self.parser, compile_prefilter(rules.prefilter_pattern()))
+        self.scanner = BlockScanner(
+            self.parser, compile_prefilter(rules.prefilter_pattern()), collapse=collapse
+        )
         self.follower = FileFollower(self.path, from_end=from_end)
+
+    def cut_at(self, starts: Sequence[datetime], until: datetime | None) -> None:
+        """What the other sources have told so far: their start times (a run of checks is cut
+        there) and the time from which they have told nothing yet (checks from then on are all
+        kept; None: there are no other sources)."""
+        self.scanner.set_boundaries(starts, until)
 
     def state(self) -> dict[str, Any]:
         pos = self.follower.position
@@ -86,7 +96,13 @@ class LogFileSource:
         if data:
             batch.records = data.count(b"\n")
             batch.understood = stamped_lines(data)
+            before = self.parser.state()
             res = self.scanner.scan(data)
+            if self.scanner.collapsed_across(s.at for s in res.signals if s.kind is Kind.START):
+                # Not in time order: read the same bytes again, every check line.
+                self.parser.restore(before)
+                res = self.scanner.scan(data, collapse=False)
+            self.scanner.forget_spans()
             batch.signals = res.signals
             batch.last_line_at = res.last_ts
         return batch

@@ -120,7 +120,14 @@ class BlockScanner:
         in time order): then the same bytes must be read again with ``collapse`` off."""
         return self.collapser is not None and self.collapser.covers(starts)
 
-    def scan(self, block: bytes) -> BlockResult:
+    def forget_spans(self) -> None:
+        """Forget the runs collapsed so far (the caller has checked them against its starts)."""
+        if self.collapser is not None:
+            self.collapser.spans.clear()
+
+    def scan(self, block: bytes, *, collapse: bool = True) -> BlockResult:
+        """Signals of ``block`` (complete lines); ``collapse=False`` reads every check line even
+        when the scanner collapses runs."""
         res = BlockResult()
         if not block:
             return res
@@ -133,7 +140,7 @@ class BlockScanner:
         if self.parser.in_traceback:
             pos = self._feed_traceback_tail(block, 0, res)
         if self.plan is not None:
-            self._scan_literals(block, pos, res)
+            self._scan_literals(block, pos, res, collapse)
         else:
             self._scan_alternation(block, pos, res)
         res.last_ts = self._last_timestamp(block) or self.parser.last_ts
@@ -216,7 +223,7 @@ class BlockScanner:
                         others[ls] |= mask
         return checks, others
 
-    def _scan_literals(self, block: bytes, pos: int, res: BlockResult) -> None:
+    def _scan_literals(self, block: bytes, pos: int, res: BlockResult, collapse: bool) -> None:
         plan = self.plan
         assert plan is not None
         parser = self.parser
@@ -236,7 +243,7 @@ class BlockScanner:
         # The shortcut needs lines that decode to themselves: ASCII, no NUL, no CR.
         clean = block.isascii() and find(b"\x00") < 0 and find(b"\r") < 0
         kind, number_key, td = Kind.CHECK, "number", timedelta
-        if self.collapser is not None and checks:
+        if collapse and self.collapser is not None and checks:
             # Runs of checks end at lines that may be starts (other lines do not end a stretch).
             starts = plan.start_mask & ~check_mask
             edges = sorted(ls for ls, m in others.items() if m & starts)
