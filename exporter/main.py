@@ -6,7 +6,9 @@ import argparse
 import ctypes
 import ctypes.util
 import logging
+import os
 import signal
+import sys
 import threading
 from datetime import timedelta
 from pathlib import Path
@@ -28,6 +30,7 @@ from exporter.state import JsonState
 from restartguard.config import Settings, load_settings, parse_listen
 from restartguard.errors import UsageError
 from restartguard.paths import describe_bind_error, ensure_state_dir
+from rootcause.hsprefilter import release_compiler_pages
 from rootcause.investigation import rules_from_settings
 
 log = logging.getLogger("restartguard.exporter")
@@ -135,7 +138,22 @@ def release_free_memory() -> None:
         pass
 
 
+def use_system_allocator() -> None:
+    """Run on the C allocator: after a backfill, pymalloc keeps partly used arenas that malloc_trim
+    cannot return (measured: +7 MB after a 270 MB log, against +2 MB with PYTHONMALLOC=malloc).
+    The allocator is chosen when the interpreter starts, so the exporter re-executes itself once
+    with PYTHONMALLOC=malloc (same process id) unless an allocator was chosen already."""
+    if os.environ.get("PYTHONMALLOC") or "exporter" not in sys.orig_argv[1:]:
+        return  # chosen by the caller, or not started as `restartguard exporter`
+    os.environ["PYTHONMALLOC"] = "malloc"
+    try:
+        os.execv(sys.executable, [sys.executable, *sys.orig_argv[1:]])  # noqa: S606 - same program, no shell
+    except OSError as exc:  # keep running on pymalloc
+        log.warning("could not re-execute with PYTHONMALLOC=malloc: %s", exc)
+
+
 def run_exporter(args: argparse.Namespace) -> int:
+    use_system_allocator()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = apply_flags(load_settings(args.config), args)
     host, port = parse_listen(settings.exporter.listen)
@@ -144,6 +162,7 @@ def run_exporter(args: argparse.Namespace) -> int:
     )
     registry = CollectorRegistry()
     core, _ = build(settings, registry)
+    release_compiler_pages()  # the log scanners are compiled: the exporter never compiles again
     polls = core.catch_up()  # backfill before the first scrape
     log.info("caught up with the sources in %d poll(s)", polls)
     release_free_memory()

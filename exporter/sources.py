@@ -97,11 +97,11 @@ class LogFileSource:
             batch.records = data.count(b"\n")
             batch.understood = stamped_lines(data)
             before = self.parser.state()
-            res = self.scanner.scan(data)
+            res = self.scanner.scan_big(data)
             if self.scanner.collapsed_across(s.at for s in res.signals if s.kind is Kind.START):
                 # Not in time order: read the same bytes again, every check line.
                 self.parser.restore(before)
-                res = self.scanner.scan(data, collapse=False)
+                res = self.scanner.scan_big(data, collapse=False)
             self.scanner.forget_spans()
             batch.signals = res.signals
             batch.last_line_at = res.last_ts

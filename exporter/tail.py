@@ -29,6 +29,22 @@ def _head(fh: IO[bytes], size: int) -> str:
     return hashlib.sha1(fh.read(HEAD_BYTES), usedforsecurity=False).hexdigest()
 
 
+def _after_last_newline(fh: IO[bytes], lo: int, hi: int, window: int = 64 * 1024) -> int:
+    """The offset just after the last newline in bytes [lo, hi) of ``fh``, or -1 when none."""
+    pos = hi
+    while pos > lo:
+        start = max(lo, pos - window)
+        fh.seek(start)
+        chunk = fh.read(pos - start)
+        i = chunk.rfind(b"\n")
+        if i >= 0:
+            return start + i + 1
+        if len(chunk) < pos - start:  # shrunk meanwhile
+            return -1
+        pos = start
+    return -1
+
+
 @dataclass
 class Position:
     dev: int = 0
@@ -189,13 +205,23 @@ class FileFollower:
         return (cur.st_dev, cur.st_ino) != (st.st_dev, st.st_ino)
 
     def _read_complete(self, fh: IO[bytes], offset: int, max_bytes: int) -> bytes:
-        fh.seek(offset)
-        data = fh.read(max_bytes)
-        self.more = self.more or (max_bytes > 0 and len(data) >= max_bytes)
-        cut = data.rfind(b"\n")
+        """The complete lines from ``offset``, at most ``max_bytes``, in one read into one buffer:
+        where the last line ends is found first by reading backwards a little, so the big read
+        is never copied again to drop a partial line."""
+        end = min(os.fstat(fh.fileno()).st_size, offset + max(max_bytes, 0))
+        if end <= offset:
+            return b""
+        self.more = self.more or (max_bytes > 0 and end - offset >= max_bytes)
+        cut = _after_last_newline(fh, offset, end)
         if cut < 0:
-            return data if len(data) >= MAX_LINE else b""
-        return data[: cut + 1]
+            if end - offset < MAX_LINE:
+                return b""
+            cut = end  # one enormous line: handed out cut
+        fh.seek(offset)
+        data = fh.read(cut - offset)
+        if cut != end and not data.endswith(b"\n"):  # shrunk meanwhile: complete lines only
+            data = data[: data.rfind(b"\n") + 1]
+        return data
 
     @staticmethod
     def _read_rest(fh: IO[bytes], offset: int) -> bytes:

@@ -148,6 +148,22 @@ class BlockScanner:
             self.parser.last_ts = res.last_ts
         return res
 
+    def scan_big(self, data: bytes, *, collapse: bool = True) -> BlockResult:
+        """:meth:`scan` for a big read (the exporter's up to 64 MiB), a block of at most
+        BLOCK_SIZE at a time: the first pass's intermediate lists stay small, so a backfill
+        leaves no large heap behind (the signals are the same at any block size)."""
+        if len(data) <= BLOCK_SIZE:
+            return self.scan(data, collapse=collapse)
+        out = BlockResult()
+        start = 0
+        while start < len(data):
+            end = data.find(b"\n", min(len(data), start + BLOCK_SIZE) - 1) + 1 or len(data)
+            res = self.scan(data[start:end], collapse=collapse)
+            out.signals.extend(res.signals)
+            out.last_ts = res.last_ts or out.last_ts
+            start = end
+        return out
+
     def _scan_alternation(self, block: bytes, pos: int, res: BlockResult) -> None:
         assert self.prefilter is not None
         for m in self.prefilter.finditer(block, pos):
