@@ -1,11 +1,13 @@
 """Child process: the exporter's initial backfill of a log file, timed from inside.
 
-    python bench/backfill.py LOG [--reference]
+    python bench/backfill.py LOG [--reference | --no-hyperscan | --no-collapse]
 
 ExporterCore with one LogFileSource and a real state file, polled until a poll reads nothing new
 (what ``restartguard exporter`` does before and between its first scrapes). Prints one JSON object:
 seconds, polls, what was counted, and the process's RSS right after the backfill.
-``--reference`` scans with the prefilter alternation (the path before the literal scanner).
+``--reference`` scans with the prefilter alternation (the path before the literal scanner),
+``--no-hyperscan`` with the literal first pass (the fallback where Hyperscan is missing),
+``--no-collapse`` reads every check line.
 """
 
 from __future__ import annotations
@@ -34,11 +36,17 @@ def rss_kb() -> int:
 
 def main() -> None:
     log = Path(sys.argv[1])
-    reference = "--reference" in sys.argv[2:]
+    flags = sys.argv[2:]
+    reference = "--reference" in flags
     rules = rules_from_settings(LogSettings())
     src = LogFileSource(log, rules, UTC)
-    if reference:
-        src.scanner = BlockScanner(src.parser, src.scanner.prefilter, fast=False)
+    src.scanner = BlockScanner(
+        src.parser,
+        src.scanner.prefilter,
+        fast=not reference,
+        hyperscan="--no-hyperscan" not in flags,
+        collapse=not reference and "--no-collapse" not in flags,
+    )
     with tempfile.TemporaryDirectory() as tmp:
         core = ExporterCore([src], JsonState(Path(tmp) / "exporter-state.json"))
         started = time.perf_counter()
@@ -67,6 +75,8 @@ def main() -> None:
                     "trades_failed": snap.trades_failed,
                     "rss_kb_after": rss_kb(),
                     "literal_plan": src.scanner.plan is not None,
+                    "hyperscan": src.scanner.hs is not None,
+                    "collapse": src.scanner.collapser is not None,
                 }
             )
         )

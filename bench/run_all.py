@@ -38,7 +38,20 @@ def main() -> int:
     only = set(args.only or ["scan", "scrape", "receiver"])
     reports: list[str] = []
     if "scan" in only:
-        argv = ["--bytes", "100000000", "--repeat", "1", "--mtail-bytes", "5000000"] if args.quick else []
+        argv = (
+            [
+                "--bytes",
+                "100000000",
+                "--repeat",
+                "1",
+                "--mtail-bytes",
+                "5000000",
+                "--checks-bytes",
+                "20000000",
+            ]
+            if args.quick
+            else []
+        )
         reports.append("## Log scan and seek\n" + scan.report(scan.main(argv)))
     if "scrape" in only:
         argv = ["--bytes", "100000000", "--scrapes", "100"] if args.quick else []

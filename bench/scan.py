@@ -1,10 +1,13 @@
-"""Log scan throughput (1 GB trader log) and investigation seek, each beside its peer.
+"""Log scan throughput (270 MB and 1 GB trader logs) and investigation seek, each beside its peer.
 
 Contenders, each over the same warm file, interleaved, best of ``--repeat``:
 - ``grep -cE`` (LC_ALL=C) with the same patterns as the exporter's prefilter (the floor);
 - the exporter's initial backfill (bench/backfill.py: ExporterCore + LogFileSource until caught up);
-- the same backfill on the reference alternation path (what the scanner did before), once;
+- the same backfill with the literal first pass (where Hyperscan is missing), and on the reference
+  alternation path (what the scanner did before), once each;
 - ``restartguard investigate --log FILE --json`` over the whole file;
+- ``restartguard investigate --log`` on a log of check lines only (a trader that logs only its
+  checks and banners), beside grep on that log;
 - mtail ``--one_shot`` with an equivalent program (one regex block per pattern), on a slice
   (it runs at a few MB/s);
 - seek: ``restartguard investigate --since/--until`` around one restart in the middle of the file.
@@ -162,16 +165,30 @@ def got_restarts(doc: dict[str, Any]) -> list[tuple[str, str, int]]:
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--bytes", type=int, default=1_000_000_000, help="size of the generated log")
+    ap.add_argument(
+        "--bytes",
+        type=int,
+        nargs="+",
+        default=[270_000_000, 1_000_000_000],
+        help="sizes of the generated logs",
+    )
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--mtail-bytes", type=int, default=50_000_000, help="mtail runs on a slice this big")
+    ap.add_argument("--checks-bytes", type=int, default=270_000_000, help="size of the checks-only log")
     ap.add_argument("--skip-reference", action="store_true", help="skip the (slow) alternation path")
     args = ap.parse_args(argv)
-
     OUT.mkdir(parents=True, exist_ok=True)
-    log = OUT / f"trader-{args.bytes // 1_000_000}m.log"
+    result: dict[str, Any] = {"sizes": [measure(n, args) for n in args.bytes]}
+    result["checks_only"] = measure_checks_only(args.checks_bytes, args.repeat)
+    save("scan", result)
+    print(report(result))
+    return result
+
+
+def measure(nbytes: int, args: argparse.Namespace) -> dict[str, Any]:
+    log = OUT / f"trader-{nbytes // 1_000_000}m.log"
     print(f"log: {log} (generating if missing)", flush=True)
-    truth = genlog.ensure(log, args.bytes)
+    truth = genlog.ensure(log, nbytes)
     size = log.stat().st_size
     rules = rules_from_settings(LogSettings())
     prefilter = compile_prefilter(rules.prefilter_pattern())
@@ -205,7 +222,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         inv.extra["maxrss_kb"] = run.maxrss_kb
 
     # Answers: the exporter counted every check and trade; investigate found every restart.
-    assert backfill_doc["literal_plan"], "the literal scanner was not used"
+    assert backfill_doc["hyperscan"] and backfill_doc["collapse"], backfill_doc
     assert backfill_doc["last_check"] == truth.last_check, backfill_doc
     assert backfill_doc["trades_total"] == truth.trades_ok + truth.trades_failed, backfill_doc
     assert backfill_doc["trades_failed"] == truth.trades_failed, backfill_doc
@@ -219,14 +236,20 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         reference = json.loads(run.stdout)
         assert reference["last_check"] == truth.last_check and not reference["literal_plan"]
 
-    # Context: grep in the host's UTF-8 locale, and the check-run collapsing prototype (not shipped).
-    grep_utf8 = run_rusage(["grep", "-cE", ere, str(log)], env={"LC_ALL": "C.UTF-8"})
-    assert int(grep_utf8.stdout) == grep_count
-    proto = json.loads(run_rusage([PY, str(ROOT / "bench" / "proto_collapse.py"), str(log)]).stdout)
-    assert (proto["last_check"], proto["trades_total"]) == (
+    # The literal first pass (where Hyperscan is missing), once, beside grep once more.
+    grep_again = run_rusage(["grep", "-cE", ere, str(log)], env=GREP_ENV)
+    literal = json.loads(
+        run_rusage([PY, str(ROOT / "bench" / "backfill.py"), str(log), "--no-hyperscan"]).stdout
+    )
+    assert not literal["hyperscan"] and literal["collapse"], literal
+    assert (literal["last_check"], literal["trades_total"], literal["trades_failed"]) == (
         truth.last_check,
         truth.trades_ok + truth.trades_failed,
-    ), proto
+        truth.trades_failed,
+    ), literal
+    # Context: grep in the host's UTF-8 locale.
+    grep_utf8 = run_rusage(["grep", "-cE", ere, str(log)], env={"LC_ALL": "C.UTF-8"})
+    assert int(grep_utf8.stdout) == grep_count
 
     # mtail on a slice (its throughput is per byte; the whole file would take many minutes).
     mtail_bin = TOOLS / "mtail"
@@ -307,7 +330,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         },
         "reference_backfill": reference,
         "grep_utf8": {"seconds": grep_utf8.wall, "mbps": mbps(size, grep_utf8.wall)},
-        "prototype_collapse": {"seconds": proto["seconds"], "vs_grep": proto["seconds"] / grep.best},
+        "literal_backfill": {"seconds": literal["seconds"], "vs_grep": literal["seconds"] / grep_again.wall},
         "mtail": mtail,
         "seek": {
             "best": seek.best,
@@ -320,61 +343,143 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if mtail:
         result["backfill"]["vs_mtail"] = result["backfill"]["mbps"] / mtail["mbps"]
         result["investigate"]["vs_mtail"] = result["investigate"]["mbps"] / mtail["mbps"]
-    save("scan", result)
-    print(report(result))
+    print(report_size(result))
     return result
 
 
+def checks_only_log(path: Path, nbytes: int) -> dict[str, Any]:
+    """A trader that logs only its checks and its banners: a check every 6 s, a restart (banner,
+    counter back at 1) every 20,000 checks. Returns what it wrote (the truth)."""
+    truth_file = path.with_suffix(".truth.json")
+    if path.exists() and truth_file.exists() and path.stat().st_size >= nbytes * 0.99:
+        return dict(json.loads(truth_file.read_text()))
+    at = datetime(2025, 1, 1, 0, 0, 0)
+    written = 0
+    banners: list[tuple[str, int]] = []  # (banner time, last check before it)
+    check = 0
+    pid = 1000
+    with path.open("w", encoding="ascii") as fh:
+        while written < nbytes:
+            stamp = at.strftime("%Y-%m-%d %H:%M:%S") + f",{at.microsecond // 1000:03d}"
+            if check == 0 or check >= 20_000:
+                if check:
+                    banners.append((at.isoformat(), check - 1))
+                pid += 1
+                check = 0
+                line = f"{stamp} - trader - INFO - Bot booting, version 3.2.1, pid={pid}\n"
+            else:
+                line = (
+                    f"{stamp} - trader - INFO - check #{check} balance=1250.12 USDT positions=1 rss=312MB\n"
+                )
+            check += 1
+            fh.write(line)
+            written += len(line)
+            at += timedelta(milliseconds=6000)
+    truth = {"banners": banners, "last_check": check - 1}
+    truth_file.write_text(json.dumps(truth))
+    return truth
+
+
+def measure_checks_only(nbytes: int, repeat: int) -> dict[str, Any]:
+    log = OUT / f"checks-only-{nbytes // 1_000_000}m.log"
+    print(f"log: {log} (generating if missing)", flush=True)
+    truth = checks_only_log(log, nbytes)
+    ere = "check #[0-9]|Bot booting"
+    warm(log)
+    grep = Series("grep -cE")
+    inv = Series("investigate --log")
+    doc: dict[str, Any] = {}
+    for _ in range(repeat):
+        grep.add(run_rusage(["grep", "-cE", ere, str(log)], env=GREP_ENV))
+        run = inv.add(
+            run_rusage([RESTARTGUARD, "investigate", "--log", str(log), "--log-tz", "UTC", "--json"])
+        )
+        doc = json.loads(run.stdout)
+        inv.extra["maxrss_kb"] = run.maxrss_kb
+    got = [r["last_check"] for r in doc["restarts"]]
+    assert got == [n for _, n in truth["banners"]], (len(got), len(truth["banners"]))
+    return {
+        "log_bytes": log.stat().st_size,
+        "restarts": len(truth["banners"]),
+        "grep": {"best": grep.best},
+        "investigate": {
+            "best": inv.best,
+            "vs_grep": inv.best / grep.best,
+            "maxrss_kb": inv.extra["maxrss_kb"],
+        },
+    }
+
+
 def report(r: dict[str, Any]) -> str:
+    parts = [report_size(x) for x in r["sizes"]]
+    c = r["checks_only"]
+    parts.append(
+        f"checks-only log: {c['log_bytes'] / 1e6:.0f} MB, {c['restarts']} restarts\n"
+        + table(
+            [
+                ["1×", "grep -cE, same patterns (LC_ALL=C)", f"{c['grep']['best']:.2f} s", "floor"],
+                [
+                    f"{c['investigate']['vs_grep']:.1f}× grep",
+                    f"restartguard investigate --log (peak RSS {c['investigate']['maxrss_kb'] / 1024:.0f} MB)",
+                    f"{c['investigate']['best']:.2f} s",
+                    "≤ 3× grep",
+                ],
+            ],
+            ["ratio", "contender", "wall (best)", "target"],
+        )
+    )
+    return "\n\n".join(parts)
+
+
+def report_size(r: dict[str, Any]) -> str:
     g, b, i, s = r["grep"], r["backfill"], r["investigate"], r["seek"]
     rows = [
-        ["grep -cE, same patterns (LC_ALL=C)", f"{g['best']:.2f} s", f"{g['mbps']:.0f}", "1×", "floor"],
+        ["1×", "grep -cE, same patterns (LC_ALL=C)", f"{g['best']:.2f} s", f"{g['mbps']:.0f}", "floor"],
         [
+            f"{b['vs_grep']:.1f}× grep",
             "exporter initial backfill",
             f"{b['inner_best']:.2f} s",
             f"{b['mbps']:.0f}",
-            f"{b['vs_grep']:.1f}× grep",
             "≤ 3× grep",
         ],
         [
-            "restartguard investigate (whole file)",
+            f"{i['vs_grep']:.1f}× grep",
+            f"restartguard investigate (whole file; peak RSS {i['maxrss_kb'] / 1024:.0f} MB)",
             f"{i['best']:.2f} s",
             f"{i['mbps']:.0f}",
-            f"{i['vs_grep']:.1f}× grep",
-            "≤ 3× grep",
+            "≤ 3× grep, ≤ 100 MB",
         ],
     ]
+    if r.get("literal_backfill"):
+        lb = r["literal_backfill"]
+        rows.append(
+            [
+                f"{lb['vs_grep']:.1f}× grep",
+                "backfill, literal first pass (no Hyperscan)",
+                f"{lb['seconds']:.2f} s",
+                f"{mbps(r['log_bytes'], lb['seconds']):.0f}",
+                "fallback",
+            ]
+        )
     if r.get("grep_utf8"):
         u = r["grep_utf8"]
-        rows.insert(
-            1,
+        rows.append(
             [
+                f"{u['seconds'] / g['best']:.1f}× grep",
                 "grep -cE, same patterns (C.UTF-8 locale)",
                 f"{u['seconds']:.2f} s",
                 f"{u['mbps']:.0f}",
-                "",
                 "context",
-            ],
-        )
-    if r.get("prototype_collapse"):
-        pc = r["prototype_collapse"]
-        rows.append(
-            [
-                "backfill, check-run collapsing (prototype, not shipped)",
-                f"{pc['seconds']:.2f} s",
-                f"{mbps(r['log_bytes'], pc['seconds']):.0f}",
-                f"{pc['vs_grep']:.1f}× grep",
-                "",
             ]
         )
     if r.get("reference_backfill"):
         ref = r["reference_backfill"]
         rows.append(
             [
+                f"{ref['seconds'] / g['best']:.1f}× grep",
                 "backfill, alternation path (before)",
                 f"{ref['seconds']:.2f} s",
                 f"{mbps(r['log_bytes'], ref['seconds']):.0f}",
-                f"{ref['seconds'] / g['best']:.1f}× grep",
                 "",
             ]
         )
@@ -382,19 +487,19 @@ def report(r: dict[str, Any]) -> str:
         m = r["mtail"]
         rows.append(
             [
+                f"backfill {b['vs_mtail']:.0f}×, investigate {i['vs_mtail']:.0f}× mtail",
                 f"mtail --one_shot ({m['bytes'] / 1e6:.0f} MB slice)",
                 f"{m['seconds']:.2f} s",
                 f"{m['mbps']:.1f}",
-                f"backfill {b['vs_mtail']:.0f}×, investigate {i['vs_mtail']:.0f}× mtail",
                 "≥ 20× mtail",
             ]
         )
     rows.append(
         [
+            f"interpreter start {s['startup_best']:.2f} s; grep of that minute {s['grep_window_best']:.2f} s",
             "seek: investigate one mid-file restart",
             f"{s['best']:.2f} s",
             "",
-            f"interpreter start {s['startup_best']:.2f} s; grep of that minute {s['grep_window_best']:.2f} s",
             "≤ 1 s",
         ]
     )
@@ -402,7 +507,7 @@ def report(r: dict[str, Any]) -> str:
         f"log: {r['log_bytes'] / 1e6:.0f} MB, {r['log_lines']:,} lines, {r['check_lines']:,} check lines, "
         f"{r['restarts']} restarts; grep lines {r['grep_lines']:,}"
     )
-    return head + "\n" + table(rows, ["contender", "wall (best)", "MB/s", "ratio", "target"])
+    return head + "\n" + table(rows, ["ratio", "contender", "wall (best)", "MB/s", "target"])
 
 
 if __name__ == "__main__":
