@@ -51,7 +51,7 @@ demo: venv tools
 
 bench: venv tools
 	$(call say,"bench: benchmarks (numbers are printed; see docs/performance.md)")
-	$(BIN)/python bench/run_all.py
+	$(BIN)/python -m bench.run_all
 
 clean:
 	$(call say,"removing $(VENV) .tools and the tool caches")

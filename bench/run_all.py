@@ -1,7 +1,7 @@
 """``make bench``: every benchmark, each figure beside its peer measured in the same run.
 
-    python bench/run_all.py            full run (1 GB log, 500 scrapes, 10 s load rounds): ~15 min
-    python bench/run_all.py --quick    smoke run (100 MB log, 100 scrapes, 3 s load rounds)
+    python -m bench.run_all            full run (270 MB + 1 GB logs, 500 scrapes, 10 s load rounds): ~25 min
+    python -m bench.run_all --quick    smoke run (100 MB log, 100 scrapes, 3 s load rounds)
 
 Generated inputs and results go to bench/out/ (git-ignored; the 1 GB log is reused).
 The latest numbers are kept in bench/out/results.json and summarised in docs/performance.md.

@@ -165,7 +165,7 @@ def measure_exporter(log: Path, truth: genlog.Truth, work: Path, scrapes: int) -
         stream="stderr",
     )  # fmt: skip
     try:
-        # Catch up: the first poll reads at most 64 MiB; scrapes and the 5 s poller read the rest.
+        # Catch up: the first poll reads at most 16 MiB; scrapes and the 5 s poller read the rest.
         deadline = time.monotonic() + 900
         while True:
             _, text = scrape(srv.port)

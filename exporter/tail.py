@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import IO, Any
 
 HEAD_BYTES = 256
-MAX_READ = 64 * 1024 * 1024  # per poll: bounds latency and memory on a huge backlog
+MAX_READ = 16 * 1024 * 1024  # per poll: bounds latency and memory (the unit caps the exporter at 128 MB)
 MAX_LINE = 1024 * 1024  # a "line" longer than this without newline is cut and handed out
 
 

@@ -149,7 +149,7 @@ class BlockScanner:
         return res
 
     def scan_big(self, data: bytes, *, collapse: bool = True) -> BlockResult:
-        """:meth:`scan` for a big read (the exporter's up to 64 MiB), a block of at most
+        """:meth:`scan` for a big read (the exporter's up to 16 MiB), a block of at most
         BLOCK_SIZE at a time: the first pass's intermediate lists stay small, so a backfill
         leaves no large heap behind (the signals are the same at any block size)."""
         if len(data) <= BLOCK_SIZE:
@@ -218,7 +218,7 @@ class BlockScanner:
                 ls = rfind(b"\n", 0, p) + 1
                 others[ls] = get(ls, 0) | mask
         # Case-insensitive literals: search a lowered copy (ASCII-only, like a bytes regex's
-        # IGNORECASE), one window at a time so a 64 MiB read does not cost another 64 MiB.
+        # IGNORECASE), one window at a time so a big read does not cost another copy of itself.
         n = len(block)
         w0 = start
         while folded and w0 < n:

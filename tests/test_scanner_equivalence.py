@@ -175,7 +175,7 @@ def test_split_alternatives_respects_groups_classes_and_escapes() -> None:
 
 
 def test_windows_of_a_big_read_change_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A poll hands the scanner up to 64 MiB; case-insensitive literals are searched a window at a
+    """A poll hands the scanner up to 16 MiB; case-insensitive literals are searched a window at a
     time. Windows much smaller than the block give the same signals."""
 
     data = make_log(21, n=4000)
