@@ -13,13 +13,14 @@ notification).
 from __future__ import annotations
 
 import argparse
+import json
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 from bench import receiver_load, scan, scrape
-from bench.common import OUT, machine
+from bench.common import OUT, RESULTS, machine
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -28,8 +29,25 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
     ap.add_argument("--only", choices=["scan", "scrape", "receiver"], action="append")
+    ap.add_argument(
+        "--report", action="store_true", help="print the summary of the last run again (no measuring)"
+    )
     args = ap.parse_args()
     sys.path.insert(0, str(ROOT))
+    if args.report:
+        last = json.loads(RESULTS.read_text())
+        print(
+            "\n\n".join(
+                f"## {title}\n" + mod.report(last[key])
+                for key, title, mod in (
+                    ("scan", "Log scan and seek", scan),
+                    ("scrape", "Scrapes and memory", scrape),
+                    ("receiver", "Receiver load", receiver_load),
+                )
+                if key in last
+            )
+        )
+        return 0
 
     subprocess.run([str(ROOT / "bench" / "fetch-bench-tools.sh")], check=True)
     OUT.mkdir(parents=True, exist_ok=True)
