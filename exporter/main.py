@@ -6,9 +6,7 @@ import argparse
 import ctypes
 import ctypes.util
 import logging
-import os
 import signal
-import sys
 import threading
 from datetime import timedelta
 from pathlib import Path
@@ -138,22 +136,7 @@ def release_free_memory() -> None:
         pass
 
 
-def use_system_allocator() -> None:
-    """Run on the C allocator: after a backfill, pymalloc keeps partly used arenas that malloc_trim
-    cannot return (measured: +7 MB after a 270 MB log, against +2 MB with PYTHONMALLOC=malloc).
-    The allocator is chosen when the interpreter starts, so the exporter re-executes itself once
-    with PYTHONMALLOC=malloc (same process id) unless an allocator was chosen already."""
-    if os.environ.get("PYTHONMALLOC") or "exporter" not in sys.orig_argv[1:]:
-        return  # chosen by the caller, or not started as `restartguard exporter`
-    os.environ["PYTHONMALLOC"] = "malloc"
-    try:
-        os.execv(sys.executable, [sys.executable, *sys.orig_argv[1:]])  # noqa: S606 - same program, no shell
-    except OSError as exc:  # keep running on pymalloc
-        log.warning("could not re-execute with PYTHONMALLOC=malloc: %s", exc)
-
-
 def run_exporter(args: argparse.Namespace) -> int:
-    use_system_allocator()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = apply_flags(load_settings(args.config), args)
     host, port = parse_listen(settings.exporter.listen)
