@@ -15,6 +15,7 @@ from typing import Any
 from alert_receiver.findings import Finding
 from alert_receiver.payload import Alert
 from alert_receiver.remediation import Outcome
+from rootcause.proposal import Proposal
 
 RED, ORANGE, YELLOW, GREEN, BLUE, GREY = 0xE74C3C, 0xE67E22, 0xF1C40F, 0x2ECC71, 0x3498DB, 0x95A5A6
 
@@ -74,6 +75,7 @@ _T: dict[str, dict[str, str]] = {
         "reason_plan_failed": "修正内容を計画できませんでした",
         "reason_interrupted": "修正中にレシーバーが停止しました (状態不明)",
         "reason_not_actionable": "ログで原因を確認できないため自動修正は行いません",
+        "reason_diagnostics_in_place": "診断用の設定 (PYTHONFAULTHANDLER ドロップイン) は適用済みです",
         "reason_recorded_only": "記録のみ: 自動修正はアラートの対象の再起動に対してのみ行います",
     },
     "en": {
@@ -131,6 +133,7 @@ _T: dict[str, dict[str, str]] = {
         "reason_plan_failed": "the fix could not be planned",
         "reason_interrupted": "the receiver stopped during the fix (state unknown)",
         "reason_not_actionable": "the logs do not confirm a cause, so nothing is changed automatically",
+        "reason_diagnostics_in_place": "the diagnostic setting (PYTHONFAULTHANDLER drop-in) is in place already",
         "reason_recorded_only": "recorded only: automatic fixes run for the alert's own restart",
     },
 }
@@ -217,6 +220,13 @@ def proposal(lang: str, cause: str) -> str:
     return table.get(cause, table["other"])
 
 
+def proposal_short(lang: str, p: Proposal) -> str:
+    """The proposal for Discord: its summary and first steps (the report has all of it)."""
+    rendered = p.render(lang)
+    steps = [f"{i}. {_inline(s)[:300]}" for i, s in enumerate(rendered.steps[:3], 1)]
+    return "\n".join([_inline(rendered.summary)[:300], *steps])[:1000]
+
+
 def reason_text(lang: str, reason: str) -> str:
     return t(lang, f"r_{reason}") if f"r_{reason}" in _T["en"] else reason
 
@@ -297,6 +307,8 @@ def incident_report(
                 ),
             )
         )
+    if r is not None and r.proposal is not None:
+        fields.append(_field(t(lang, "proposal"), proposal_short(lang, r.proposal)))
     if finding.log_tail:
         fields.append(_field(t(lang, "log_tail"), _block(list(finding.log_tail)[-10:], 900)))
     if finding.error:

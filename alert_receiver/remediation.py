@@ -43,13 +43,21 @@ from alert_receiver.fileedit import (
 from alert_receiver.store import Store
 from alert_receiver.systemctl import SystemctlError, SystemctlRunner, check_unit
 from restartguard.config import Settings
-from restartguard.receiver_config import ConfigSet, DaemonReload, Diagnostics, DropinSet, RestartUnit
+from restartguard.receiver_config import (
+    ConfigSet,
+    DaemonReload,
+    Diagnostics,
+    DropinSet,
+    RestartUnit,
+    expand_actions,
+)
 from restartguard.systemd_values import (
+    FIXED_KEYS,
     MEMORY_KEYS,
     SHOW_PROPERTY,
     TIME_KEYS,
     Dropin,
-    environment_of_show,
+    fixed_value_shown,
     format_value,
     parse_bytes,
     parse_seconds,
@@ -175,6 +183,7 @@ class RemediationEngine:
         incident_id: int | None,
         dry_run: bool,
         log_tail: Sequence[str] = (),
+        repeats: int = 1,  # processes this cause (an exception: its signature) ended so far
     ) -> Outcome:
         """Run the playbook of ``cause`` once for the restart identified by ``run_key``."""
         existing = self.store.run_by_key(run_key)
@@ -188,7 +197,7 @@ class RemediationEngine:
             out.actions.append(
                 ActionRecord("diagnostics", self.unit, SUCCESS, "unit properties, log context")
             )
-        changes = [a for a in playbook if not isinstance(a, Diagnostics)]
+        changes = expand_actions([a for a in playbook if not isinstance(a, Diagnostics)], repeats)
         now = self.clock()
         if not changes:
             out.reason = "no_automatic_fix"
@@ -221,6 +230,11 @@ class RemediationEngine:
             if p.skip is not None:
                 out.actions.append(ActionRecord(p.action.type, p.target, SKIPPED, p.skip, p.before, p.before))
 
+        if not effective and all(
+            getattr(a, "diagnostic", False) or isinstance(a, DaemonReload) for a in changes
+        ):
+            out.reason = "diagnostics_in_place"  # the faulthandler drop-in is there already: no change
+            return self._record(run_key, incident_id, out, now)
         has_file_actions = any(isinstance(a, DropinSet | ConfigSet) for a in changes)
         if has_file_actions and not effective:
             out.outcome, out.reason = SKIPPED, "at_cap"
@@ -383,15 +397,11 @@ class RemediationEngine:
 
     def _plan_dropin(self, action: DropinSet, path: Path, dropin: Dropin, cache: dict[str, str]) -> _Planned:
         key = action.key
-        if key == "Environment":
-            assert action.value is not None
-            name, _, value = action.value.partition("=")
-            before = dropin.environment.get(name)
-            shown = f"{name}={before}" if before is not None else None
-            if before == value:
-                return _Planned(action, name, path, shown, None, skip="already set")
-            dropin.environment[name] = value
-            return _Planned(action, name, path, shown, action.value, expected=action.value)
+        if action.value is not None:  # a fixed value (Environment=NAME=VALUE, LimitCORE=…)
+            target, shown, changed = dropin.set_fixed(key, action.value)
+            if not changed:
+                return _Planned(action, target, path, shown, None, skip="already set")
+            return _Planned(action, target, path, shown, action.value, expected=action.value)
 
         assert action.step is not None and action.cap is not None
         if key in dropin.settings:
@@ -529,9 +539,8 @@ class RemediationEngine:
             if isinstance(p.action, DropinSet):
                 prop = SHOW_PROPERTY[p.action.key]
                 got = shown.get(prop, "")
-                if p.action.key == "Environment":
-                    name, _, value = str(p.expected).partition("=")
-                    if environment_of_show(got).get(name) != value:
+                if p.action.key in FIXED_KEYS:
+                    if not fixed_value_shown(p.action.key, str(p.expected), got):
                         return f"{prop} does not show {p.expected} (got {got[:200]!r})"
                     continue
                 number = parse_value(p.action.key, got)

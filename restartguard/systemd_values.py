@@ -20,7 +20,10 @@ SHOW_PROPERTY = {
     "MemoryHigh": "MemoryHigh",
     "TimeoutStopSec": "TimeoutStopUSec",
     "Environment": "Environment",
+    "LimitCORE": "LimitCORE",
 }
+# Keys a playbook sets to a fixed value (not raised by a step).
+FIXED_KEYS = frozenset({"Environment", "LimitCORE"})
 
 _SIZE_RE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([KMGT]?)(?:i?B)?\s*$", re.IGNORECASE)
 _SIZE_MULT = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
@@ -171,6 +174,18 @@ class Dropin:
                 out.settings[key] = value
         return out
 
+    def set_fixed(self, key: str, value: str) -> tuple[str, str | None, bool]:
+        """Set ``key`` (``Environment`` takes ``NAME=VALUE``) to a fixed value: (what is set, the
+        value before as shown to people, whether anything changed)."""
+        if key == "Environment":
+            name, _, val = value.partition("=")
+            before = self.environment.get(name)
+            self.environment[name] = val
+            return name, (f"{name}={before}" if before is not None else None), before != val
+        old = self.settings.get(key)
+        self.settings[key] = value
+        return key, old, old != value
+
     def render(self) -> str:
         lines = [
             "# Managed by restartguard (alert_receiver). Changes here are overwritten;",
@@ -220,3 +235,14 @@ def check_service_name(name: str) -> str:
             f"not a valid systemd unit name (a template needs an instance: name@x.service); {example}"
         )
     return name
+
+
+def fixed_value_shown(key: str, expected: str, shown: str) -> bool:
+    """Whether ``systemctl show`` reports the fixed value a drop-in set (``LimitCORE`` is shown in
+    bytes or ``infinity``; ``Environment`` as space-separated assignments)."""
+    if key == "Environment":
+        name, _, value = expected.partition("=")
+        return environment_of_show(shown).get(name) == value
+    if expected.strip().lower() == "infinity":
+        return shown.strip().lower() == "infinity"
+    return parse_bytes(shown) == parse_bytes(expected)

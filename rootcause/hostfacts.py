@@ -23,9 +23,9 @@ import yaml
 
 from restartguard.config import Settings
 from restartguard.receiver_config import ConfigSet, TraderConfigFile
-from rootcause.evidence import Context, ProcessInfo, Readers
 from rootcause.journal import entry_time, normalize_unit
 from rootcause.logparse import clean_line, parse_timestamp
+from rootcause.readers import Context, ProcessInfo, Readers
 from rootcause.scanner import offset_for_time
 
 Runner = Callable[[list[str]], tuple[int, str]]

@@ -19,11 +19,12 @@ from restartguard.config import LogSettings, Settings
 from restartguard.errors import SourceError
 from rootcause.coverage import JournalTally, SourceCoverage, tally_log_block
 from rootcause.detect import Escalation, JournalSpan, compact, detect_restarts, escalation_for
-from rootcause.evidence import Context, Readers, with_proposals
+from rootcause.evidence import with_proposals
 from rootcause.hostfacts import config_reader, context_for, host_readers, saved_readers
 from rootcause.journal import JournalParser, entry_time, iter_json_lines, normalize_unit
 from rootcause.logparse import LineParser, LineRules, clean_line, parse_timestamp
 from rootcause.model import Kind, Restart, Signal, Source
+from rootcause.readers import Context, Readers
 from rootcause.scanner import BlockScanner, compile_prefilter, offset_for_time, read_blocks
 
 # How far before --since the logs are read, so the lifetime that ended in the window is known.
