@@ -84,11 +84,13 @@ def exception_facts(
         out["source"] = _source(frame, readers, probe)
         target = out.get("caller") or frame
         src_target = out["source"] if target is frame else _source(target, readers, probe)
-        if src_target and src_target.get("all"):
-            out["diff"] = diff_sketch(src_target, target, exc_class)
+        if src_target.get("stale") and target is not frame:
+            out["caller_source"] = {k: src_target[k] for k in ("path", "line", "stale")}
+        diff = diff_sketch(src_target, target, exc_class) if src_target.get("all") else None
+        if diff:
+            out["diff"] = diff
         for s in (out["source"], src_target):
-            if s:
-                s.pop("all", None)
+            s.pop("all", None)
     elif frames:
         out["library_frame"] = frames[-1]
     same = sorted(

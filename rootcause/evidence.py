@@ -20,6 +20,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+from restartguard.systemd_values import parse_bytes, parse_seconds
 from rootcause import patterns as P
 from rootcause.code_evidence import exception_facts
 from rootcause.journal import entry_message, entry_time
@@ -70,7 +71,7 @@ def gather(restart: Restart, restarts: Sequence[Restart], readers: Readers, ctx:
     elif cause == "oom":
         facts.update(oom_facts(restart, readers, probe))
     elif cause == "systemd_kill":
-        facts.update(kill_facts(restart, readers, probe))
+        facts.update(kill_facts(restart, readers, ctx, probe))
     elif cause == "supervisor_conflict":
         facts.update(conflict_facts(restart, readers, ctx, probe))
     elif cause == "other":
@@ -86,8 +87,8 @@ def oom_facts(restart: Restart, readers: Readers, probe: Probe) -> dict[str, Any
     kernel_text = "\n".join(restart.evidence)
     entries = probe.call("journal", readers.journal, end - KERNEL_WINDOW, end + timedelta(minutes=1))
     for e in entries or []:
-        if e.get("_TRANSPORT") == "kernel":
-            kernel_text += "\n" + entry_message(e)
+        if e.get("_TRANSPORT") == "kernel" and ANON_RSS_RE.search(msg := entry_message(e)):
+            kernel_text += "\n" + msg
     anon = ANON_RSS_RE.findall(kernel_text)
     if anon:
         out["anon_rss_mb"] = round(int(anon[-1]) / 1024)
@@ -100,10 +101,10 @@ def oom_facts(restart: Restart, readers: Readers, probe: Probe) -> dict[str, Any
         out["trend_source"] = readers.rss_source
     props = probe.call("unit properties", readers.unit_properties, ("MemoryMax", "MemoryPeak")) or {}
     for key, name in (("MemoryMax", "memory_max"), ("MemoryPeak", "memory_peak")):
-        value = props.get(key, "")
-        if value and value != "infinity" and value.isdigit() and int(value) < 2**63 - 1:
-            out[name] = f"{int(value) // 1024**2} MB"
-            out[name + "_mb"] = int(value) // 1024**2
+        value = parse_bytes(props.get(key, "") or "infinity")
+        if value is not None and value < 2**63 - 1:
+            out[name] = f"{value // 1024**2} MB"
+            out[name + "_mb"] = value // 1024**2
     host = probe.call("host memory", readers.host_memory)
     if host:
         out["host_total_mb"], out["host_available_mb"] = host[0] // 1024**2, host[1] // 1024**2
@@ -122,14 +123,15 @@ def rss_trend(samples: Sequence[tuple[datetime, float]]) -> dict[str, Any]:
     if span <= 0:
         return {}
     slope = statistics.linear_regression(xs, ys).slope
-    rising = sum(1 for a, b in itertools.pairwise(ys) if b >= a) / (len(ys) - 1)
+    rising = sum(1 for a, b in itertools.pairwise(ys) if b > a) / (len(ys) - 1)
     before = ys[: max(1, len(ys) * 3 // 4)]
     jump = ys[-1] - statistics.median(before)
     pattern = "unclear"
-    if slope >= LEAK_SLOPE_MB_H and rising >= 0.7 and span >= 1:
-        pattern = "leak"
-    elif jump > max(0.5 * statistics.median(before), 100) and (max(before) - min(before)) < jump / 2:
+    # A spike: the last quarter jumped far above a steady level; a leak: it rose steadily.
+    if jump > max(0.5 * statistics.median(before), 100) and (max(before) - min(before)) < jump / 2:
         pattern = "spike"
+    elif slope >= LEAK_SLOPE_MB_H and rising >= 0.6 and span >= 1:
+        pattern = "leak"
     return {
         "rss_slope_mb_per_h": round(slope, 1),
         "rss_first_mb": round(ys[0]),
@@ -141,77 +143,64 @@ def rss_trend(samples: Sequence[tuple[datetime, float]]) -> dict[str, Any]:
 
 
 # -- systemd_kill -------------------------------------------------------------------------------
-def kill_facts(restart: Restart, readers: Readers, probe: Probe) -> dict[str, Any]:
+SHUTDOWN_RE = re.compile(r"shutting down|shutdown|graceful|stopping", re.IGNORECASE)
+
+
+def kill_facts(restart: Restart, readers: Readers, ctx: Context, probe: Probe) -> dict[str, Any]:
+    """How long the stop took against TimeoutStopSec, which job asked, whether the trader logged it."""
     out: dict[str, Any] = {}
     end = restart.died_at or restart.at
     entries = probe.call("journal", readers.journal, end - timedelta(hours=1), restart.at) or []
+    mine = [(t, e) for e in entries if (t := entry_time(e)) is not None and _of_unit(e, ctx.unit)]
     stop_at: datetime | None = None
     killed_at: datetime | None = None
-    for e in entries:
+    for at, e in mine:
+        if e.get("_PID") not in (None, "1"):
+            continue  # the trader's own output
         msg = entry_message(e)
-        at = _entry_at(e)
-        if at is None or e.get("_TRANSPORT") == "kernel":
-            continue
         if P.SD_STOPPING_RE.search(msg) or e.get("MESSAGE_ID") == P.MID_STOPPING:
             stop_at = at
             out["job"] = e.get("JOB_TYPE")
             out["stop_requested_at"] = at.isoformat()
-        m = P.SD_TIMEOUT_RE.search(msg)
-        if m or P.SD_WATCHDOG_RE.search(msg) or P.SD_RUNTIME_RE.search(msg):
-            killed_at = killed_at or at
-            out["kill_line"] = msg[:200]
-            out["kill_kind"] = (
-                "stop_timeout"
-                if m and "stop" in m.group(1)
-                else (
-                    "watchdog"
-                    if P.SD_WATCHDOG_RE.search(msg)
-                    else ("runtime" if P.SD_RUNTIME_RE.search(msg) else m.group(1) if m else "")
-                )
-            )
-    if killed_at is not None:
-        out["killed_at"] = killed_at.isoformat()
-        if stop_at is not None and stop_at <= killed_at:
-            out["stop_seconds"] = round((killed_at - stop_at).total_seconds(), 1)
+            continue
+        timeout = P.SD_TIMEOUT_RE.search(msg)
+        kind = (
+            ("stop_timeout" if "stop" in timeout.group(1) else timeout.group(1))
+            if timeout
+            else "watchdog"
+            if P.SD_WATCHDOG_RE.search(msg)
+            else "runtime"
+            if P.SD_RUNTIME_RE.search(msg)
+            else None
+        )
+        if kind is not None:
+            killed_at = at
+            out.update(kill_kind=kind, kill_line=msg[:200], killed_at=at.isoformat())
+            break
+    if killed_at is not None and stop_at is not None:
+        out["stop_seconds"] = round((killed_at - stop_at).total_seconds(), 1)
     props = probe.call("unit properties", readers.unit_properties, ("TimeoutStopUSec",)) or {}
-    limit = _span_seconds(props.get("TimeoutStopUSec", ""))
-    if limit is not None:
+    limit = parse_seconds(props.get("TimeoutStopUSec", ""))
+    if limit is not None and limit != float("inf"):
         out["timeout_stop_seconds"] = limit
-    if stop_at is not None:
-        upto = killed_at or end
-        lines = probe.call("trader log", readers.log_lines, stop_at - timedelta(seconds=5), upto)
-        stdout = [
-            entry_message(e)
-            for e in entries
-            if e.get("_PID") not in (None, "1")
-            and e.get("_TRANSPORT") != "kernel"
-            and (t := _entry_at(e)) is not None
-            and stop_at - timedelta(seconds=5) <= t <= upto
-        ]
-        if lines is not None or stdout:
-            hit = next(
-                (
-                    ln
-                    for ln in [*(lines or []), *stdout]
-                    if P.SIGTERM_RE.search(ln) or "shutdown" in ln.lower()
-                ),
-                None,
-            )
-            out["sigterm_logged"] = hit is not None
-            if hit:
-                out["sigterm_line"] = hit[:200]
+    if stop_at is None:
+        return out
+    lo, hi = stop_at - timedelta(seconds=5), killed_at or end
+    lines = probe.call("trader log", readers.log_lines, lo, hi)
+    stdout = [entry_message(e) for t, e in mine if e.get("_PID") not in (None, "1") and lo <= t <= hi]
+    if lines is not None or stdout:
+        said = [ln for ln in [*(lines or []), *stdout] if P.SIGTERM_RE.search(ln) or SHUTDOWN_RE.search(ln)]
+        out["sigterm_logged"] = bool(said)
+        if said:
+            out["sigterm_line"] = said[0][:200]
     return out
 
 
-def _span_seconds(text: str) -> float | None:
-    m = re.fullmatch(r"\s*(?:(\d+)min)?\s*(?:(\d+(?:\.\d+)?)s)?\s*", text or "")
-    if not text or m is None or not (m.group(1) or m.group(2)):
-        return None
-    return int(m.group(1) or 0) * 60 + float(m.group(2) or 0)
-
-
-def _entry_at(e: Mapping[str, Any]) -> datetime | None:
-    return entry_time(dict(e))
+def _of_unit(entry: Mapping[str, Any], unit: str | None) -> bool:
+    """Whether a journal entry is about the trader's unit (systemd's or the trader's own lines)."""
+    if unit is None or entry.get("_TRANSPORT") == "kernel":
+        return entry.get("_TRANSPORT") != "kernel"
+    return unit in (entry.get("UNIT"), entry.get("_SYSTEMD_UNIT"), entry.get("USER_UNIT"))
 
 
 # -- supervisor_conflict ------------------------------------------------------------------------
@@ -223,6 +212,29 @@ def command_token(argv: str) -> str | None:
     ]
     pick = scripts[0] if scripts else (parts[0] if parts else None)
     return pick.rsplit("/", 1)[-1] if pick else None
+
+
+LAUNCHERS = frozenset(
+    {
+        "sh",
+        "bash",
+        "dash",
+        "zsh",
+        "pgrep",
+        "pkill",
+        "flock",
+        "timeout",
+        "nohup",
+        "sudo",
+        "su",
+        "cron",
+        "crond",
+        "screen",
+        "tmux",
+        "run-parts",
+        "systemd",
+    }
+)
 
 
 def conflict_facts(restart: Restart, readers: Readers, ctx: Context, probe: Probe) -> dict[str, Any]:
@@ -242,11 +254,12 @@ def conflict_facts(restart: Restart, readers: Readers, ctx: Context, probe: Prob
     procs = probe.call("process tree", readers.processes)
     if procs is not None:
         by_pid = {p.pid: p for p in procs}
+        # The trader itself, not the shell or pgrep that names it (nor its own child processes).
+        found = {p.pid for p in procs if pattern.search(p.cmdline) and p.name not in LAUNCHERS}
         out["instances"] = [
             {"pid": p.pid, "cmdline": p.cmdline, "parents": _parents(p, by_pid)}
             for p in procs
-            if pattern.search(p.cmdline)
-            and not any(q.pid == p.ppid and pattern.search(q.cmdline) for q in procs)
+            if p.pid in found and p.ppid not in found
         ][:5]
     cron = probe.call("crontabs", readers.cron_lines)
     if cron is not None:
@@ -257,12 +270,12 @@ def conflict_facts(restart: Restart, readers: Readers, ctx: Context, probe: Prob
         ][:10]
     units = probe.call("unit files", readers.unit_files)
     if units is not None:
-        found = []
-        for path, body in units:
-            for ln in body.splitlines():
-                if ln.strip().startswith("ExecStart") and pattern.search(ln):
-                    found.append({"file": path, "line": ln.strip()[:300]})
-        out["units"] = found[:10]
+        out["units"] = [
+            {"file": path, "line": ln.strip()[:300]}
+            for path, body in units
+            for ln in body.splitlines()
+            if ln.strip().startswith("ExecStart") and pattern.search(ln)
+        ][:10]
     return out
 
 
@@ -329,23 +342,22 @@ def other_facts(restart: Restart, readers: Readers, ctx: Context, probe: Probe) 
             if m:
                 kernel.append(msg[:300])
                 kinds.add(m.group(0).lower().rstrip(":"))
-        else:
-            ex = P.SD_EXIT_RE.search(msg)
-            if ex and e.get("_PID") in (None, "1"):
-                out["exit"] = f"code={ex.group(1)}, status={ex.group(2)}" + (
-                    f"/{ex.group(3)}" if ex.group(3) else ""
-                )
+        elif e.get("_PID") in (None, "1") and _of_unit(e, ctx.unit) and P.SD_EXIT_RE.search(msg):
+            out["exit"] = _exit_text(msg)
     if not out.get("exit"):
-        for ev in restart.evidence:
-            ex = P.SD_EXIT_RE.search(ev)
-            if ex:
-                out["exit"] = f"code={ex.group(1)}, status={ex.group(2)}" + (
-                    f"/{ex.group(3)}" if ex.group(3) else ""
-                )
+        out["exit"] = next((_exit_text(ev) for ev in restart.evidence if P.SD_EXIT_RE.search(ev)), None)
     out["kernel"] = kernel[:10]
     out["kernel_kinds"] = sorted(kinds)
     if restart.previous_pid is not None:
         core = probe.call("coredumpctl", readers.coredump, restart.previous_pid)
-        if core is not None or readers.coredump is not None:
-            out["coredump"] = core or []
+        if core is not None:
+            out["coredump"] = core  # [] when coredumpctl has none for the pid
     return out
+
+
+def _exit_text(line: str) -> str | None:
+    """``code=killed, status=11/SEGV`` from systemd's "Main process exited" line."""
+    ex = P.SD_EXIT_RE.search(line)
+    if ex is None:
+        return None
+    return f"code={ex.group(1)}, status={ex.group(2)}" + (f"/{ex.group(3)}" if ex.group(3) else "")

@@ -129,6 +129,7 @@ def context_for(settings: Settings, tz: tzinfo | None = None) -> Context:
             limit_core = limit_core or getattr(action, "limit_core", None)
     return Context(
         tz=tz or settings.log.tz(),
+        unit=normalize_unit(settings.unit),
         check_re=re.compile(settings.log.check_pattern),
         timeout_key=timeout_key(settings),
         command_hint=settings.process.match,
@@ -164,8 +165,10 @@ def host_readers(settings: Settings, runner: Runner = run_command) -> Readers:
 
     def coredump(pid: int) -> list[str] | None:
         code, out = runner(["coredumpctl", "info", "--no-pager", str(int(pid))])
+        if code != 0 and not out.strip():
+            return []  # coredumpctl exits 1 when it has no core for the pid
         if code != 0:
-            return None
+            raise OSError(f"coredumpctl exited {code}")
         keep = ("PID:", "Signal:", "Timestamp:", "Command Line:", "Executable:", "Storage:", "#0", "#1", "#2")
         return [ln.strip() for ln in out.splitlines() if ln.strip().startswith(keep)][:12]
 

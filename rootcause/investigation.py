@@ -201,7 +201,7 @@ def investigate(
     restarts = detect_restarts(dedupe(signals), merge_window=merge_window, journal=span)
     restarts = [r for r in restarts if (since is None or r.at >= since) and (until is None or r.at <= until)]
     base = saved_readers(entries, log_files, log_tz)
-    ctx = context or Context(tz=log_tz, check_re=rules.check)
+    ctx = context or Context(tz=log_tz, check_re=rules.check, unit=normalize_unit(unit))
     restarts = with_proposals(restarts, base.merged(readers), ctx)
     return Investigation(
         restarts,

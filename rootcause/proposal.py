@@ -46,6 +46,9 @@ _T: dict[str, dict[str, str]] = {
         "p_hint_KeyError": "the response lacks the key; read it with .get() and treat a missing value as "
         "'no data' (validate the exchange's response).",
         "p_hint_default": "validate the input that reaches this line before using it.",
+        "p_no_frame": "The traceback shows no frame of the trader's own code (or none was kept): wrap each "
+        "step of the main loop in try/except Exception with logger.exception() so the next failure is "
+        "logged with its frames and costs one check, not the process.",
         "p_repeat": "This signature ended {n} processes: PYTHONFAULTHANDLER=1 is set by the receiver's "
         "drop-in so the next crash leaves a full traceback; fix it before the next occurrence.",
         "p_timeout": "Raise the API timeout{cur} to 30 s and the retries (with back-off) within their caps "
@@ -148,6 +151,9 @@ _T: dict[str, dict[str, str]] = {
         "p_hint_KeyError": "レスポンスにキーがありません。.get() で読み、値がない場合は「データなし」として扱って"
         "ください (取引所のレスポンスを検証)。",
         "p_hint_default": "この行に届く入力を使う前に検証してください。",
+        "p_no_frame": "トレースバックにトレーダー自身のコードのフレームがありません (または残っていません)。"
+        "メインループの各ステップを try/except Exception で囲んで logger.exception() で記録し、次の失敗がフレーム"
+        "付きで記録され、プロセスではなく1回のチェックの損失で済むようにしてください。",
         "p_repeat": "このシグネチャで {n} 回プロセスが終了しました。次回のクラッシュで完全なトレースバックが残るよう、"
         "レシーバーが PYTHONFAULTHANDLER=1 のドロップインを設定します。次の発生前に修正してください。",
         "p_timeout": "API タイムアウト{cur}を 30 秒に、リトライ回数 (バックオフ付き) を上限内で引き上げます "
@@ -331,6 +337,9 @@ def _exception(f: Facts, lang: str) -> _Built:
             ev.append(text(lang, "e_source_stale", path=src["path"], line=src.get("line")))
         if not src.get("lines") and not src.get("stale"):
             ev.append(text(lang, "e_source_none", path=src.get("path")))
+    other_src = f.get("caller_source")
+    if isinstance(other_src, Mapping) and other_src.get("stale"):
+        ev.append(text(lang, "e_source_stale", path=other_src["path"], line=other_src.get("line")))
     if timeout:
         if f.get("endpoint"):
             ev.append(text(lang, "e_endpoint", endpoint=f["endpoint"]))
@@ -349,6 +358,8 @@ def _exception(f: Facts, lang: str) -> _Built:
         steps.append(text(lang, "p_timeout", cur=cur))
         if isinstance(caller, Mapping):
             steps.append(text(lang, "p_timeout_catch", cls=cls, caller=frame_text(caller)))
+        else:
+            steps.append(text(lang, "p_no_frame"))
         handled = f.get("handled_timeouts_hour")
         if isinstance(handled, int) and handled >= 3:
             host = str(f.get("endpoint") or "?").split("/", 1)[0]
@@ -364,6 +375,8 @@ def _exception(f: Facts, lang: str) -> _Built:
                 else text(lang, "p_hint_default")
             )
             steps.append(text(lang, "p_fix_at", frame=frame_text(frame), hint=hint))
+        else:
+            steps.append(text(lang, "p_no_frame"))
         n = int(f.get("signature_count") or 1)
         if n >= 2:
             steps.append(text(lang, "p_repeat", n=n))

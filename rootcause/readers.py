@@ -59,6 +59,7 @@ class Readers:
 class Context:
     tz: tzinfo
     check_re: re.Pattern[str]
+    unit: str | None = None  # the trader's unit (journal entries of other units are not its facts)
     timeout_key: str | None = None  # the trader config key of the API timeout
     command_hint: str | None = None  # regex naming the trader's command (process.match)
     limit_core: str | None = None  # LimitCORE= the faulthandler action would set
