@@ -122,14 +122,14 @@ def timeout_key(settings: Settings) -> str | None:
     return None
 
 
-def context_for(settings: Settings, tz: tzinfo | None = None) -> Context:
+def context_for(settings: Settings, tz: tzinfo | None = None, unit: str | None = None) -> Context:
     limit_core = None
     for actions in settings.receiver.playbooks.values():
         for action in actions:
             limit_core = limit_core or getattr(action, "limit_core", None)
     return Context(
         tz=tz or settings.log.tz(),
-        unit=normalize_unit(settings.unit),
+        unit=normalize_unit(unit or settings.unit),
         check_re=re.compile(settings.log.check_pattern),
         timeout_key=timeout_key(settings),
         command_hint=settings.process.match,

@@ -26,6 +26,7 @@ _T: dict[str, dict[str, str]] = {
         "not_checked": "not checked: {what}",
         # exception / api_timeout
         "s_exception": "{exc} raised at {frame}; handle it in {caller}",
+        "s_exception_here": "{exc} raised at {frame}; handle it there",
         "s_exception_noframe": "{exc} ended the process; no frame of the trader's own code in the traceback",
         "e_frame": "failing frame (trader's code): {frame}",
         "e_library": "raised inside a library at {frame}",
@@ -131,6 +132,7 @@ _T: dict[str, dict[str, str]] = {
         "unknown": "不明",
         "not_checked": "未確認: {what}",
         "s_exception": "{exc} が {frame} で発生。{caller} で処理してください",
+        "s_exception_here": "{exc} が {frame} で発生。その場で処理してください",
         "s_exception_noframe": "{exc} でプロセスが終了 (トレーダー自身のコードのフレームなし)",
         "e_frame": "失敗したフレーム (トレーダーのコード): {frame}",
         "e_library": "ライブラリ内で発生: {frame}",
@@ -292,6 +294,14 @@ def render(cause: str, facts: Facts, lang: str = "en") -> Rendered:
 _Built = tuple[str, list[str], list[str], str | None]
 
 
+def _short(exc: str, limit: int = 120) -> str:
+    return exc if len(exc) <= limit else exc[: limit - 1] + "…"
+
+
+def _num(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, int | float) else str(value)
+
+
 def _exception(f: Facts, lang: str) -> _Built:
     ev: list[str] = []
     steps: list[str] = []
@@ -302,12 +312,15 @@ def _exception(f: Facts, lang: str) -> _Built:
     timeout = f.get("cause") == "api_timeout"
     if isinstance(frame, Mapping):
         where = frame_text(frame)
-        summary = text(lang, "s_exception", exc=exc[:160], frame=where, caller=frame_text(caller))
+        if caller is frame:
+            summary = text(lang, "s_exception_here", exc=_short(exc), frame=where)
+        else:
+            summary = text(lang, "s_exception", exc=_short(exc), frame=where, caller=frame_text(caller))
         ev.append(text(lang, "e_frame", frame=where))
         if frame.get("code"):
             ev.append(text(lang, "e_code", code=frame["code"]))
     else:
-        summary = text(lang, "s_exception_noframe", exc=exc[:160])
+        summary = text(lang, "s_exception_noframe", exc=_short(exc))
     lib = f.get("library_frame")
     if isinstance(lib, Mapping):
         ev.append(text(lang, "e_library", frame=frame_text(lib)))
@@ -347,12 +360,12 @@ def _exception(f: Facts, lang: str) -> _Built:
             ev.append(text(lang, "e_timeout_msg", value=f"{f['timeout_in_message']:g}"))
         cfg = f.get("timeout_config")
         if isinstance(cfg, Mapping):
-            ev.append(text(lang, "e_timeout_cfg", key=cfg.get("key"), value=cfg.get("value")))
+            ev.append(text(lang, "e_timeout_cfg", key=cfg.get("key"), value=_num(cfg.get("value"))))
         if f.get("handled_timeouts_hour") is not None:
             ev.append(text(lang, "e_handled", n=f["handled_timeouts_hour"]))
         cur = ""
         if isinstance(cfg, Mapping) and cfg.get("value") is not None:
-            cur = f" ({cfg.get('key')}={cfg.get('value')})"
+            cur = f" ({cfg.get('key')}={_num(cfg.get('value'))})"
         elif f.get("timeout_in_message") is not None:
             cur = f" ({f['timeout_in_message']:g} s)"
         steps.append(text(lang, "p_timeout", cur=cur))

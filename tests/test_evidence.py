@@ -222,7 +222,7 @@ def test_api_timeout_innermost_own_frame_endpoint_config_and_handled_timeouts(tm
     assert f["timeout_config"] == {"key": "api_timeout", "value": 10.0}
     assert f["handled_timeouts_hour"] == 4
     rendered = render("api_timeout", f)
-    assert any("api_timeout=10.0" in s and "30 s" in s for s in rendered.steps)
+    assert any("(api_timeout=10) to 30 s" in s for s in rendered.steps)
     assert any("get_url" in s and "ReadTimeoutError" in s for s in rendered.steps)
     assert any("4 handled timeouts" in s for s in rendered.steps)
     assert (
