@@ -7,7 +7,7 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, tzinfo
 from typing import Any
 
 from rootcause import patterns as P
@@ -22,6 +22,7 @@ HOST_RE = re.compile(r"host='([^']+)'")
 URL_PATH_RE = re.compile(r"url: (/[^\s'\")]*)|(?:GET|POST|PUT|DELETE) (/[^\s'\")]*)")
 TIMEOUT_VALUE_RE = re.compile(r"(?:read|connect)? ?timeout=([0-9.]+)")
 SOURCE_CONTEXT = 3
+STAMP_START = frozenset("0123456789[")
 
 
 # -- exception / api_timeout --------------------------------------------------------------------
@@ -190,16 +191,23 @@ def _timeout_facts(
     end = restart.died_at or restart.at
     lines = probe.call("trader log", readers.log_lines, end - timedelta(hours=1), end)
     if lines is not None:
-        stamped: list[tuple[datetime, str]] = []
-        for ln in lines:
-            t = parse_timestamp(ln, ctx.tz) if ln[:1].isdigit() else None
-            if t is not None:
-                stamped.append((t, ln))
-        # The crash's own record is the last one; the timeouts before it were handled.
-        last = stamped[-1][0] if stamped else None
+        # The crash's own record is the last one; the timeouts logged before it were handled.
+        last = last_stamp(lines, ctx.tz)
+        stamped = [
+            t
+            for ln in lines
+            if ln[:1].isdigit() and P.TIMEOUT_RE.search(ln) and (t := parse_timestamp(ln, ctx.tz)) is not None
+        ]
         out["handled_timeouts_hour"] = sum(
-            1
-            for t, ln in stamped
-            if P.TIMEOUT_RE.search(ln) and last is not None and (last - t).total_seconds() > 1.0
+            1 for t in stamped if last is not None and (last - t).total_seconds() > 1.0
         )
     return out
+
+
+def last_stamp(lines: Sequence[str], tz: tzinfo) -> datetime | None:
+    """The time of the last timestamped line."""
+    for ln in reversed(lines):
+        t = parse_timestamp(ln, tz) if ln[:1] in STAMP_START else None
+        if t is not None:
+            return t
+    return None

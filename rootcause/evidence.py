@@ -22,7 +22,7 @@ from typing import Any
 
 from restartguard.systemd_values import parse_bytes, parse_seconds
 from rootcause import patterns as P
-from rootcause.code_evidence import exception_facts
+from rootcause.code_evidence import STAMP_START, exception_facts, last_stamp
 from rootcause.journal import entry_message, entry_time
 from rootcause.logparse import parse_timestamp
 from rootcause.model import Restart
@@ -318,18 +318,15 @@ def other_facts(restart: Restart, readers: Readers, ctx: Context, probe: Probe) 
     lines = probe.call("trader log", readers.log_lines, end - timedelta(hours=3), end)
     if lines is not None:
         checks: list[tuple[datetime, int]] = []
-        last_line: datetime | None = None
         for ln in lines:
-            t = parse_timestamp(ln, ctx.tz) if ln[:1].isdigit() or ln[:1] == "[" else None
-            if t is None:
-                continue
-            last_line = t
-            m = ctx.check_re.search(ln)
-            if m:
+            m = ctx.check_re.search(ln)  # only check lines need their time parsed
+            t = parse_timestamp(ln, ctx.tz) if m and ln[:1] in STAMP_START else None
+            if t is not None and m is not None:
                 try:
                     checks.append((t, int(m.group(1))))
                 except (IndexError, ValueError, TypeError):
                     continue
+        last_line = last_stamp(lines, ctx.tz)
         out.update(check_gaps(checks))
         if last_line is not None and restart.died_at is not None:
             out["silence_seconds"] = round((restart.died_at - last_line).total_seconds(), 1)

@@ -72,9 +72,14 @@ def log_window(paths: Sequence[Path], tz: tzinfo) -> Callable[[datetime, datetim
             with path.open("rb") as fh:
                 fh.seek(offset_for_time(path, start, tz))
                 inside = False
+                seen, seen_ts = "", None  # lines of one second share its time (no finer edge needed)
                 for raw in fh:
                     line = clean_line(raw)
-                    ts = parse_timestamp(line, tz) if line[:1].isdigit() or line[:1] == "[" else None
+                    ts = None
+                    if line[:1].isdigit() or line[:1] == "[":
+                        if line[:20] != seen:
+                            seen, seen_ts = line[:20], parse_timestamp(line, tz)
+                        ts = seen_ts
                     if ts is not None:
                         if ts > end:
                             break
