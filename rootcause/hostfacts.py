@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import psutil
-import requests
 import yaml
 
 from restartguard.config import Settings
@@ -155,7 +154,13 @@ def saved_readers(
     )
 
 
-def host_readers(settings: Settings, runner: Runner = run_command) -> Readers:
+def host_readers(
+    settings: Settings,
+    runner: Runner = run_command,
+    *,
+    cron_places: Sequence[Path] = CRON_PLACES,
+    unit_places: Sequence[Path] = UNIT_PLACES,
+) -> Readers:
     """Readers of the live host: unit properties, processes, crontabs, unit files, core dumps,
     host memory and, when configured, the exporter's RSS samples from Prometheus."""
     unit = normalize_unit(settings.unit)
@@ -178,6 +183,8 @@ def host_readers(settings: Settings, runner: Runner = run_command) -> Readers:
         return [ln.strip() for ln in out.splitlines() if ln.strip().startswith(keep)][:12]
 
     def rss_samples(start: datetime, end: datetime) -> list[tuple[datetime, float]]:
+        import requests  # noqa: PLC0415 - heavy (~0.3 s); only when Prometheus is configured and an OOM is seen
+
         assert settings.report.prometheus_url is not None
         resp = requests.get(
             settings.report.prometheus_url.rstrip("/") + "/api/v1/query_range",
@@ -199,8 +206,8 @@ def host_readers(settings: Settings, runner: Runner = run_command) -> Readers:
     return Readers(
         unit_properties=unit_properties,
         processes=process_table,
-        cron_lines=lambda: list(cron_lines(CRON_PLACES)),
-        unit_files=lambda: list(unit_files(UNIT_PLACES, exclude=unit)),
+        cron_lines=lambda: list(cron_lines(cron_places)),
+        unit_files=lambda: list(unit_files(unit_places, exclude=unit)),
         coredump=coredump,
         host_memory=lambda: (psutil.virtual_memory().total, psutil.virtual_memory().available),
         rss_samples=rss_samples if settings.report.prometheus_url else None,
