@@ -164,7 +164,7 @@ PROPOSALS: dict[str, dict[str, str]] = {
         "oom": "MemoryMax を上限内で緩和し MALLOC_ARENA_MAX=2 を設定します。繰り返す場合はメモリリーク"
         "(キャッシュ・履歴データの蓄積) を調査してください。",
         "exception": "トレースバックのシグネチャごとに原因箇所を修正してください (例外処理・入力検証の追加)。"
-        "自動での変更は行いません。",
+        "コードは自動で変更しません (同じシグネチャが繰り返すと PYTHONFAULTHANDLER=1 のドロップインを設定)。",
         "api_timeout": "API タイムアウトとリトライ回数を上限内で引き上げます。"
         "取引所側の障害情報も確認してください。",
         "systemd_kill": "TimeoutStopSec を上限内で延長します。"
@@ -173,14 +173,15 @@ PROPOSALS: dict[str, dict[str, str]] = {
         "自動での変更は行いません。",
         "other": "直前のログ・最後のチェック番号・時刻の飛びを確認してください"
         " (例: チェック #30 付近の停止)。"
-        "coredump (coredumpctl) と dmesg も確認してください。",
+        "coredump (coredumpctl) と dmesg も確認してください。"
+        "次の停止でトレースバックが残るよう PYTHONFAULTHANDLER=1 のドロップインを設定します。",
         "manual": "手動の再起動です。対応は不要です。",
     },
     "en": {
         "oom": "MemoryMax is relaxed within its cap and MALLOC_ARENA_MAX=2 set. "
         "If it recurs, look for a memory leak (caches, accumulated history).",
         "exception": "Fix the code path of each traceback signature (handle the error, validate inputs). "
-        "Nothing is changed automatically.",
+        "Code is never changed automatically (a repeated signature gets the PYTHONFAULTHANDLER=1 drop-in).",
         "api_timeout": "The API timeout and retries are raised within their caps. "
         "Check the exchange's status too.",
         "systemd_kill": "TimeoutStopSec is raised within its cap. "
@@ -188,7 +189,8 @@ PROPOSALS: dict[str, dict[str, str]] = {
         "supervisor_conflict": "Stop the cron job or script that starts a second instance; let systemd alone "
         "supervise. Nothing is changed automatically.",
         "other": "Check the last log lines, the last check number and clock jumps (e.g. the death near "
-        "check #30). Look at coredumpctl and dmesg as well.",
+        "check #30). Look at coredumpctl and dmesg as well. The PYTHONFAULTHANDLER=1 drop-in makes the "
+        "next one leave a traceback.",
         "manual": "A manual restart: nothing to do.",
     },
 }

@@ -50,8 +50,9 @@ _T: dict[str, dict[str, str]] = {
         "p_no_frame": "The traceback shows no frame of the trader's own code (or none was kept): wrap each "
         "step of the main loop in try/except Exception with logger.exception() so the next failure is "
         "logged with its frames and costs one check, not the process.",
-        "p_repeat": "This signature ended {n} processes: PYTHONFAULTHANDLER=1 is set by the receiver's "
-        "drop-in so the next crash leaves a full traceback; fix it before the next occurrence.",
+        "p_repeat": "This signature ended {n} processes: fix it before the next occurrence. "
+        "PYTHONFAULTHANDLER=1 (the receiver's faulthandler playbook sets it in a removable drop-in) makes "
+        "a crash below Python leave a traceback too.",
         "p_timeout": "Raise the API timeout{cur} to 30 s and the retries (with back-off) within their caps "
         "(the receiver's api_timeout playbook does this).",
         "p_timeout_catch": "Catch {cls} around the request at {caller}, retry with back-off and skip the "
@@ -122,8 +123,8 @@ _T: dict[str, dict[str, str]] = {
         "the clocksource (kvm-clock vs tsc) around that time.",
         "p_kvm_gaps": "The gaps between checks point at a paused VM or a clock jump: compare with the "
         "host's steal time and chronyc tracking at those times.",
-        "p_faulthandler": "PYTHONFAULTHANDLER=1 is set by the receiver's drop-in (automatic, removable) so "
-        "the next crash prints a Python traceback{core}.",
+        "p_faulthandler": "Set PYTHONFAULTHANDLER=1 so the next crash prints a Python traceback{core} "
+        "(the receiver's faulthandler playbook does it in a removable drop-in).",
         "core_on": " and LimitCORE= keeps a core dump",
         "p_coredump": "Read the core with coredumpctl info {pid} / coredumpctl debug.",
         "manual": "a manual restart: nothing to fix",
@@ -156,8 +157,9 @@ _T: dict[str, dict[str, str]] = {
         "p_no_frame": "トレースバックにトレーダー自身のコードのフレームがありません (または残っていません)。"
         "メインループの各ステップを try/except Exception で囲んで logger.exception() で記録し、次の失敗がフレーム"
         "付きで記録され、プロセスではなく1回のチェックの損失で済むようにしてください。",
-        "p_repeat": "このシグネチャで {n} 回プロセスが終了しました。次回のクラッシュで完全なトレースバックが残るよう、"
-        "レシーバーが PYTHONFAULTHANDLER=1 のドロップインを設定します。次の発生前に修正してください。",
+        "p_repeat": "このシグネチャで {n} 回プロセスが終了しました。次の発生前に修正してください。"
+        "PYTHONFAULTHANDLER=1 (レシーバーの faulthandler プレイブックが元に戻せるドロップインで設定) により、"
+        "Python より下でのクラッシュでもトレースバックが残ります。",
         "p_timeout": "API タイムアウト{cur}を 30 秒に、リトライ回数 (バックオフ付き) を上限内で引き上げます "
         "(レシーバーの api_timeout プレイブックが実施)。",
         "p_timeout_catch": "{caller} のリクエストを {cls} で捕捉し、バックオフ付きでリトライ、尽きたらそのチェックを"
@@ -226,8 +228,8 @@ _T: dict[str, dict[str, str]] = {
         "ライブマイグレーション・clocksource (kvm-clock / tsc) を確認してください。",
         "p_kvm_gaps": "チェック間の空白は VM の一時停止か時刻の飛びを示します: その時刻のホストの steal time と "
         "chronyc tracking を比較してください。",
-        "p_faulthandler": "次のクラッシュで Python のトレースバックが出るよう、レシーバーのドロップインで "
-        "PYTHONFAULTHANDLER=1 を設定します (自動・元に戻せます){core}。",
+        "p_faulthandler": "次のクラッシュで Python のトレースバックが出るよう PYTHONFAULTHANDLER=1 を設定して"
+        "ください{core} (レシーバーの faulthandler プレイブックが元に戻せるドロップインで設定します)。",
         "core_on": "。LimitCORE= でコアダンプも残します",
         "p_coredump": "coredumpctl info {pid} / coredumpctl debug でコアを確認してください。",
         "manual": "手動の再起動です。修正は不要です",
