@@ -68,7 +68,8 @@ _T: dict[str, dict[str, str]] = {
         "e_memmax": "MemoryMax: {value}",
         "e_peak": "MemoryPeak: {value}",
         "e_host": "host memory: {avail} MB available of {total} MB",
-        "p_oom_relax": "MemoryMax is relaxed within its cap and MALLOC_ARENA_MAX=2 set (automatic).",
+        "p_oom_relax": "Relax MemoryMax within its cap and set MALLOC_ARENA_MAX=2 (the receiver's oom playbook "
+        "does this).",
         "p_oom_leak": "Find the growth: at {slope} MB/h the limit is reached again in about {hours} h. Compare "
         "tracemalloc snapshots an hour apart; bound caches, order/ticker history and DataFrames.",
         "p_oom_spike": "Find the allocation at the time of the kill: bound the size of responses, batches and "
@@ -88,7 +89,8 @@ _T: dict[str, dict[str, str]] = {
         "e_nosigterm": "no SIGTERM/shutdown line from the trader between the stop request and the kill",
         "p_sigterm": "Handle SIGTERM: signal.signal(SIGTERM, …) sets a stop flag, the loop ends the current "
         "check, closes sessions and exits 0 well within TimeoutStopSec; log 'SIGTERM received'.",
-        "p_timeoutstop": "TimeoutStopSec is raised within its cap (automatic) so a slow shutdown is not killed.",
+        "p_timeoutstop": "Raise TimeoutStopSec within its cap so a slow shutdown is not killed (the receiver's "
+        "systemd_kill playbook does this).",
         "p_job": "The stop came from a {job} job: check who started it (deploy script, timer, operator).",
         # supervisor_conflict
         "s_conflict": "a second instance (pid {pid}) was started outside systemd{by}",
@@ -174,7 +176,7 @@ _T: dict[str, dict[str, str]] = {
         "e_memmax": "MemoryMax: {value}",
         "e_peak": "MemoryPeak: {value}",
         "e_host": "ホストのメモリ: 空き {avail} MB / 全体 {total} MB",
-        "p_oom_relax": "MemoryMax を上限内で緩和し MALLOC_ARENA_MAX=2 を設定します (自動)。",
+        "p_oom_relax": "MemoryMax を上限内で緩和し MALLOC_ARENA_MAX=2 を設定してください (レシーバーの oom プレイブックが実施)。",
         "p_oom_leak": "増加箇所を特定してください: {slope} MB/時 では約 {hours} 時間で再び上限に達します。"
         "1時間おきの tracemalloc スナップショットを比較し、キャッシュ・注文/ティッカー履歴・DataFrame を制限して"
         "ください。",
@@ -194,7 +196,8 @@ _T: dict[str, dict[str, str]] = {
         "e_nosigterm": "停止要求から強制終了までにトレーダーの SIGTERM/停止ログなし",
         "p_sigterm": "SIGTERM を処理してください: signal.signal(SIGTERM, …) で停止フラグを立て、ループは現在の"
         "チェックを終えてセッションを閉じ、TimeoutStopSec より十分前に exit 0。'SIGTERM received' を記録。",
-        "p_timeoutstop": "遅い停止処理が kill されないよう TimeoutStopSec を上限内で延長します (自動)。",
+        "p_timeoutstop": "遅い停止処理が kill されないよう TimeoutStopSec を上限内で延長してください "
+        "(レシーバーの systemd_kill プレイブックが実施)。",
         "p_job": "停止は {job} ジョブによるものです。誰が開始したか確認してください (デプロイスクリプト・タイマー・"
         "オペレーター)。",
         "s_conflict": "systemd の外で2つ目のインスタンス (pid {pid}) が起動されました{by}",
