@@ -60,6 +60,20 @@ def read_lines(path: str | Path, limit: int = MAX_SOURCE_BYTES) -> list[str] | N
         return None
 
 
+def read_source(path: str) -> list[str] | None:
+    """A Python source file named by a traceback frame. The path comes from a log, so only an absolute
+    ``.py`` file (also after resolving links) is read: never a key, a token or another secret that a
+    crafted log line names."""
+    p = Path(path)
+    if not p.is_absolute() or p.suffix != ".py" or ".." in p.parts:
+        return None
+    try:
+        real = p.resolve(strict=True)
+    except OSError:
+        return None
+    return read_lines(real) if real.suffix == ".py" else None
+
+
 def log_window(paths: Sequence[Path], tz: tzinfo) -> Callable[[datetime, datetime], list[str]]:
     """Lines of the trader's log files written in [start, end] (continuation lines included)."""
 
@@ -149,7 +163,7 @@ def saved_readers(
     return Readers(
         log_lines=log_window(list(log_files), tz) if log_files else None,
         journal=journal_window(entries) if entries else None,
-        source=read_lines,
+        source=read_source,
         config_value=config_reader(cfg) if cfg is not None else None,
     )
 

@@ -12,7 +12,7 @@ from pytest_httpserver import HTTPServer
 
 from restartguard.config import Settings, settings_from_mapping
 from restartguard.receiver_config import TraderConfigFile
-from rootcause.hostfacts import config_reader, host_readers, log_window, process_table
+from rootcause.hostfacts import config_reader, host_readers, log_window, process_table, read_source
 
 T = datetime(2026, 9, 3, 22, 0, tzinfo=UTC)
 
@@ -137,3 +137,16 @@ def test_log_window_keeps_continuation_lines_inside_the_window(tmp_path: Path) -
         "KeyError: 'x'",
         "2026-09-03 22:00:00,900 - trader - INFO - same second",
     ]
+
+
+def test_source_reader_reads_only_python_files(tmp_path: Path) -> None:
+    code = tmp_path / "loop.py"
+    code.write_text("def run_check():\n    return 1\n")
+    secret = tmp_path / "token"
+    secret.write_text("s3cr3t\n")
+    (tmp_path / "evil.py").symlink_to(secret)
+    assert read_source(str(code)) == ["def run_check():", "    return 1"]
+    assert read_source(str(secret)) is None  # a crafted frame naming a secret is not read
+    assert read_source(str(tmp_path / "evil.py")) is None  # nor through a .py link to it
+    assert read_source("loop.py") is None and read_source(str(tmp_path / "missing.py")) is None
+    assert read_source(str(tmp_path / ".." / tmp_path.name / "loop.py")) is None
