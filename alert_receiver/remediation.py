@@ -42,17 +42,10 @@ from alert_receiver.fileedit import (
 )
 from alert_receiver.store import Store
 from alert_receiver.systemctl import SystemctlError, SystemctlRunner, check_unit
+from restartguard import receiver_config
 from restartguard.config import Settings
-from restartguard.receiver_config import (
-    ConfigSet,
-    DaemonReload,
-    Diagnostics,
-    DropinSet,
-    RestartUnit,
-    expand_actions,
-)
+from restartguard.receiver_config import ConfigSet, DaemonReload, Diagnostics, DropinSet, RestartUnit
 from restartguard.systemd_values import (
-    FIXED_KEYS,
     MEMORY_KEYS,
     SHOW_PROPERTY,
     TIME_KEYS,
@@ -197,7 +190,7 @@ class RemediationEngine:
             out.actions.append(
                 ActionRecord("diagnostics", self.unit, SUCCESS, "unit properties, log context")
             )
-        changes = expand_actions([a for a in playbook if not isinstance(a, Diagnostics)], repeats)
+        changes = receiver_config.expand_actions(playbook, repeats)  # the changes, faulthandler expanded
         now = self.clock()
         if not changes:
             out.reason = "no_automatic_fix"
@@ -230,9 +223,7 @@ class RemediationEngine:
             if p.skip is not None:
                 out.actions.append(ActionRecord(p.action.type, p.target, SKIPPED, p.skip, p.before, p.before))
 
-        if not effective and all(
-            getattr(a, "diagnostic", False) or isinstance(a, DaemonReload) for a in changes
-        ):
+        if not effective and receiver_config.only_diagnostic(changes):
             out.reason = "diagnostics_in_place"  # the faulthandler drop-in is there already: no change
             return self._record(run_key, incident_id, out, now)
         has_file_actions = any(isinstance(a, DropinSet | ConfigSet) for a in changes)
@@ -539,7 +530,7 @@ class RemediationEngine:
             if isinstance(p.action, DropinSet):
                 prop = SHOW_PROPERTY[p.action.key]
                 got = shown.get(prop, "")
-                if p.action.key in FIXED_KEYS:
+                if p.action.value is not None:  # a fixed value (Environment, LimitCORE)
                     if not fixed_value_shown(p.action.key, str(p.expected), got):
                         return f"{prop} does not show {p.expected} (got {got[:200]!r})"
                     continue

@@ -219,11 +219,14 @@ class Faulthandler(_Strict):
 
 
 def expand_actions(actions: list[Any], repeats: int) -> list[Any]:
-    """The playbook's actions with each ``faulthandler`` turned into its drop-in settings — or dropped,
-    with a ``daemon_reload`` left with nothing to reload, while the cause has not repeated enough."""
+    """The playbook's changes (not ``diagnostics``) with each ``faulthandler`` turned into its drop-in
+    settings — or dropped, with a ``daemon_reload`` left with nothing to reload, while the cause has
+    not repeated enough."""
     out: list[Any] = []
     dropped = False
     for a in actions:
+        if isinstance(a, Diagnostics):
+            continue
         if isinstance(a, Faulthandler):
             if repeats >= a.min_repeats:
                 out.extend(a.dropins())
@@ -234,6 +237,12 @@ def expand_actions(actions: list[Any], repeats: int) -> list[Any]:
     if dropped and not any(isinstance(a, DropinSet | ConfigSet | RestartUnit) for a in out):
         out = [a for a in out if not isinstance(a, DaemonReload)]
     return out
+
+
+def only_diagnostic(changes: list[Any]) -> bool:
+    """Whether the changes are only diagnostic drop-in settings (``faulthandler``) and reloads: with
+    all of them already in place there is nothing to do, and that is not a fix at its cap."""
+    return all(isinstance(a, DaemonReload) or (isinstance(a, DropinSet) and a.diagnostic) for a in changes)
 
 
 Action = Annotated[

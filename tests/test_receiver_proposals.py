@@ -28,7 +28,7 @@ from lab.fake_discord import FakeDiscord, discord_fake  # noqa: F401 - fixture
 from lab.fake_systemctl import FakeSystemctl
 from restartguard.config import Settings
 from restartguard.errors import ConfigError
-from restartguard.receiver_config import DaemonReload, Faulthandler, expand_actions
+from restartguard.receiver_config import DaemonReload, Diagnostics, Faulthandler, expand_actions
 from restartguard.systemd_values import Dropin
 from restartguard.taxonomy import Cause
 from rootcause.model import Restart, Traceback
@@ -125,7 +125,7 @@ def test_bad_faulthandler_configuration_is_refused(tmp_path: Path, playbooks: di
 
 
 def test_expand_actions_drops_a_reload_left_with_nothing_to_reload() -> None:
-    actions = [Faulthandler(min_repeats=2), DaemonReload()]
+    actions = [Faulthandler(min_repeats=2), DaemonReload(), Diagnostics()]
     assert expand_actions(list(actions), 1) == []
     expanded = expand_actions(list(actions), 2)
     assert [a.type for a in expanded] == ["dropin_set", "daemon_reload"]
