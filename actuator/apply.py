@@ -48,7 +48,7 @@ from restartguard.systemctl import SystemctlError, check_unit
 from restartguard.systemd_values import (
     MEMORY_KEYS,
     SHOW_PROPERTY,
-    environment_of_show,
+    fixed_value_shown,
     format_value,
     parse_value,
 )
@@ -327,9 +327,8 @@ class Actuator:
             if isinstance(p.action, DropinSet):
                 prop = SHOW_PROPERTY[p.action.key]
                 got = shown.get(prop, "")
-                if p.action.key == "Environment":
-                    name, _, value = str(p.expected).partition("=")
-                    if environment_of_show(got).get(name) != value:
+                if p.action.value is not None:  # a fixed value (Environment=NAME=VALUE, LimitCORE=…)
+                    if not fixed_value_shown(p.action.key, str(p.expected), got):
                         return f"{prop} does not show {p.expected} (got {got[:200]!r})"
                     continue
                 number = parse_value(p.action.key, got)

@@ -20,6 +20,7 @@ from alert_receiver.messages import actions_text, cause_name, outcome_reason, pr
 from alert_receiver.payload import Alert
 from alert_receiver.remediation import Outcome
 from restartguard.atomicio import atomic_write, fsync_dir
+from rootcause.proposal import Proposal
 
 
 def report_path(state_dir: Path, incident_id: int) -> Path:
@@ -138,7 +139,9 @@ def render_report(
                 "```",
                 "",
             ]
-    out += [f"## {t(lang, 'proposal')}", "", proposal(lang, finding.cause), ""]
+    out += [f"## {t(lang, 'proposal')}", ""]
+    out += proposal_section(lang, r.proposal) if r is not None and r.proposal is not None else []
+    out += [proposal(lang, finding.cause), ""]
     if escalations:
         out += [f"## {'エスカレーション' if ja else 'Escalations'}", ""]
         for e in escalations:
@@ -149,6 +152,28 @@ def render_report(
             out.append(f"- {when}: {reason_text(lang, str(e['reason']))}{sent}")
         out.append("")
     return "\n".join(out)
+
+
+def proposal_section(lang: str, p: Proposal) -> list[str]:
+    """The investigator's proposal (修正案): summary, the evidence it rests on, the steps, and for
+    exceptions a diff sketch — text for a person, never applied."""
+    ja = lang == "ja"
+    rendered = p.render(lang)
+    out = [f"**{_md(rendered.summary)}**", ""]
+    if rendered.evidence:
+        out += [f"### {'根拠' if ja else 'Evidence'}", "", *(f"- {_md(e)}" for e in rendered.evidence), ""]
+    if rendered.steps:
+        steps = [f"{i}. {_md(s)}" for i, s in enumerate(rendered.steps, 1)]
+        out += [f"### {'修正案' if ja else 'Steps'}", "", *steps, ""]
+    src = p.facts.get("source")
+    if isinstance(src, dict) and src.get("lines"):
+        start = int(src.get("start", 1))
+        numbered = [f"{start + i:5d}  {ln}" for i, ln in enumerate(src["lines"])]
+        out += [f"`{_md(str(src.get('path')))}`", "", *_fence(numbered), ""]
+    if rendered.diff:
+        note = "差分の案 (未適用)" if ja else "Diff sketch (not applied)"
+        out += [f"### {note}", "", "```diff", rendered.diff.replace("```", "'''"), "```", ""]
+    return out
 
 
 def write_report(path: Path, text: str) -> None:

@@ -15,6 +15,7 @@ from typing import Any
 from alert_receiver.findings import Finding
 from alert_receiver.payload import Alert
 from alert_receiver.remediation import Outcome
+from rootcause.proposal import Proposal
 
 RED, ORANGE, YELLOW, GREEN, BLUE, GREY = 0xE74C3C, 0xE67E22, 0xF1C40F, 0x2ECC71, 0x3498DB, 0x95A5A6
 
@@ -77,6 +78,7 @@ _T: dict[str, dict[str, str]] = {
         "reason_actuator_timeout": "アクチュエーターから時間内に結果が返りませんでした (状態不明)",
         "reason_actuator_unavailable": "アクチュエーターが要求を受け取りませんでした (取り下げ済み・変更なし)",
         "reason_not_actionable": "ログで原因を確認できないため自動修正は行いません",
+        "reason_diagnostics_in_place": "診断用の設定 (PYTHONFAULTHANDLER ドロップイン) は適用済みです",
         "reason_recorded_only": "記録のみ: 自動修正はアラートの対象の再起動に対してのみ行います",
     },
     "en": {
@@ -137,6 +139,7 @@ _T: dict[str, dict[str, str]] = {
         "reason_actuator_timeout": "no result from the actuator in time (state unknown)",
         "reason_actuator_unavailable": "the actuator did not take the request (withdrawn, nothing changed)",
         "reason_not_actionable": "the logs do not confirm a cause, so nothing is changed automatically",
+        "reason_diagnostics_in_place": "the diagnostic setting (PYTHONFAULTHANDLER drop-in) is in place already",
         "reason_recorded_only": "recorded only: automatic fixes run for the alert's own restart",
     },
 }
@@ -167,7 +170,7 @@ PROPOSALS: dict[str, dict[str, str]] = {
         "oom": "MemoryMax を上限内で緩和し MALLOC_ARENA_MAX=2 を設定します。繰り返す場合はメモリリーク"
         "(キャッシュ・履歴データの蓄積) を調査してください。",
         "exception": "トレースバックのシグネチャごとに原因箇所を修正してください (例外処理・入力検証の追加)。"
-        "自動での変更は行いません。",
+        "コードは自動で変更しません (同じシグネチャが繰り返すと PYTHONFAULTHANDLER=1 のドロップインを設定)。",
         "api_timeout": "API タイムアウトとリトライ回数を上限内で引き上げます。"
         "取引所側の障害情報も確認してください。",
         "systemd_kill": "TimeoutStopSec を上限内で延長します。"
@@ -176,14 +179,15 @@ PROPOSALS: dict[str, dict[str, str]] = {
         "自動での変更は行いません。",
         "other": "直前のログ・最後のチェック番号・時刻の飛びを確認してください"
         " (例: チェック #30 付近の停止)。"
-        "coredump (coredumpctl) と dmesg も確認してください。",
+        "coredump (coredumpctl) と dmesg も確認してください。"
+        "次の停止でトレースバックが残るよう PYTHONFAULTHANDLER=1 のドロップインを設定します。",
         "manual": "手動の再起動です。対応は不要です。",
     },
     "en": {
         "oom": "MemoryMax is relaxed within its cap and MALLOC_ARENA_MAX=2 set. "
         "If it recurs, look for a memory leak (caches, accumulated history).",
         "exception": "Fix the code path of each traceback signature (handle the error, validate inputs). "
-        "Nothing is changed automatically.",
+        "Code is never changed automatically (a repeated signature gets the PYTHONFAULTHANDLER=1 drop-in).",
         "api_timeout": "The API timeout and retries are raised within their caps. "
         "Check the exchange's status too.",
         "systemd_kill": "TimeoutStopSec is raised within its cap. "
@@ -191,7 +195,8 @@ PROPOSALS: dict[str, dict[str, str]] = {
         "supervisor_conflict": "Stop the cron job or script that starts a second instance; let systemd alone "
         "supervise. Nothing is changed automatically.",
         "other": "Check the last log lines, the last check number and clock jumps (e.g. the death near "
-        "check #30). Look at coredumpctl and dmesg as well.",
+        "check #30). Look at coredumpctl and dmesg as well. The PYTHONFAULTHANDLER=1 drop-in makes the "
+        "next one leave a traceback.",
         "manual": "A manual restart: nothing to do.",
     },
 }
@@ -221,6 +226,13 @@ def cause_name(lang: str, cause: str) -> str:
 def proposal(lang: str, cause: str) -> str:
     table = PROPOSALS.get(lang, PROPOSALS["ja"])
     return table.get(cause, table["other"])
+
+
+def proposal_short(lang: str, p: Proposal) -> str:
+    """The proposal for Discord: its summary and first steps (the report has all of it)."""
+    rendered = p.render(lang)
+    steps = [f"{i}. {_inline(s)[:300]}" for i, s in enumerate(rendered.steps[:3], 1)]
+    return "\n".join([_inline(rendered.summary)[:300], *steps])[:1000]
 
 
 def reason_text(lang: str, reason: str) -> str:
@@ -303,6 +315,8 @@ def incident_report(
                 ),
             )
         )
+    if r is not None and r.proposal is not None:
+        fields.append(_field(t(lang, "proposal"), proposal_short(lang, r.proposal)))
     if finding.log_tail:
         fields.append(_field(t(lang, "log_tail"), _block(list(finding.log_tail)[-10:], 900)))
     if finding.error:

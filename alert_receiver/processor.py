@@ -232,6 +232,7 @@ class Processor:
                 incident_id=incident_id,
                 dry_run=self.dry_run,
                 log_tail=finding.log_tail,
+                repeats=sig_count or finding.same_cause_last_day,
             )
         else:
             cause = finding.cause if finding.cause in {c.value for c in Cause} else Cause.OTHER.value

@@ -36,6 +36,7 @@ from typing import Any
 
 from alert_receiver.actuation_client import SpoolClient
 from alert_receiver.store import Store
+from restartguard import receiver_config
 from restartguard.actuation import ActuationRequest, ActuationResult, RequestedChange
 from restartguard.config import Settings
 from restartguard.config_text import EditError
@@ -149,6 +150,7 @@ class RemediationEngine:
         incident_id: int | None,
         dry_run: bool,
         log_tail: Sequence[str] = (),
+        repeats: int = 1,  # processes this cause (an exception: its signature) ended so far
     ) -> Outcome:
         """Run the playbook of ``cause`` once for the restart identified by ``run_key``."""
         existing = self.store.run_by_key(run_key)
@@ -162,7 +164,7 @@ class RemediationEngine:
             out.actions.append(
                 ActionRecord("diagnostics", self.unit, SUCCESS, "unit properties, log context")
             )
-        changes = [a for a in playbook if not isinstance(a, Diagnostics)]
+        changes = receiver_config.expand_actions(playbook, repeats)  # the changes, faulthandler expanded
         now = self.clock()
         if not changes:
             out.reason = "no_automatic_fix"
@@ -197,6 +199,9 @@ class RemediationEngine:
             if p.skip is not None:
                 out.actions.append(ActionRecord(p.action.type, p.target, SKIPPED, p.skip, p.before, p.before))
 
+        if not effective and receiver_config.only_diagnostic(changes):
+            out.reason = "diagnostics_in_place"  # the faulthandler drop-in is there already: no change
+            return self._record(run_key, incident_id, out, now)
         has_file_actions = any(isinstance(a, DropinSet | ConfigSet) for a in changes)
         if has_file_actions and not effective:
             out.outcome, out.reason = SKIPPED, "at_cap"

@@ -47,6 +47,7 @@ def default_state(unit_dir: Path, unit: str = UNIT, control: Path | None = None)
         "MemoryHigh": "infinity",
         "TimeoutStopUSec": "1min 30s",
         "Environment": "",
+        "LimitCORE": "0",
         "ActiveState": "active",
         "SubState": "running",
         "Result": "success",
@@ -101,6 +102,9 @@ def _reload(state: dict[str, Any]) -> None:
                 loaded["TimeoutStopUSec"] = (
                     simtrader.format_timespan(span) if span is not None else "infinity"
                 )
+            elif key == "LimitCORE":
+                core = simtrader.parse_size(value)
+                loaded[key] = str(core) if core is not None else "infinity"
             elif key == "Environment":
                 env.update(environment_assignments(value))
     loaded["Environment"] = " ".join(f"{k}={v}" for k, v in env.items())

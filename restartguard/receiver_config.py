@@ -47,12 +47,13 @@ class DropinSet(_Strict):
     """
 
     type: Literal["dropin_set"] = "dropin_set"
-    key: Literal["MemoryMax", "MemoryHigh", "TimeoutStopSec", "Environment"]
+    key: Literal["MemoryMax", "MemoryHigh", "TimeoutStopSec", "Environment", "LimitCORE"]
     step: str | None = None
     cap: str | None = None
     default: str | None = None  # the value assumed when the unit reports none (e.g. "90s")
     value: str | None = None  # Environment only
     dropin: str | None = None  # file name under <unit_dir>/<unit>.d/
+    diagnostic: bool = False  # set by `faulthandler`: already in place is not a fix at its cap
 
     @field_validator("dropin")
     @classmethod
@@ -65,11 +66,13 @@ class DropinSet(_Strict):
 
     @model_validator(mode="after")
     def _bounds(self) -> DropinSet:
-        if self.key == "Environment":
-            if self.value is None or not ENV_ASSIGNMENT_RE.match(self.value):
+        if self.key in ("Environment", "LimitCORE"):
+            if self.key == "Environment" and (self.value is None or not ENV_ASSIGNMENT_RE.match(self.value)):
                 raise ValueError("Environment needs value: NAME=VALUE (upper-case name, plain characters)")
+            if self.key == "LimitCORE" and not _core_limit(self.value):
+                raise ValueError("LimitCORE needs value: a size such as 512M, 0 or infinity")
             if self.step is not None or self.cap is not None:
-                raise ValueError("Environment takes a fixed value, not step/cap")
+                raise ValueError(f"{self.key} takes a fixed value, not step/cap")
             return self
         if self.value is not None:
             raise ValueError(f"{self.key} is raised by step up to cap; value is not allowed")
@@ -104,6 +107,13 @@ class DropinSet(_Strict):
         if self.dropin:
             return self.dropin
         return "50-restartguard-timeout.conf" if self.key in TIME_KEYS else "50-restartguard-memory.conf"
+
+
+def _core_limit(value: str | None) -> bool:
+    if value is None:
+        return False
+    size = parse_bytes(value)
+    return value == "infinity" or (size is not None and size <= MAX_MEMORY_CAP)
 
 
 class ConfigSet(_Strict):
@@ -170,10 +180,76 @@ class Diagnostics(_Strict):
     lines: int = Field(default=50, ge=1, le=500)
 
 
+class Faulthandler(_Strict):
+    """Make the next silent death explain itself: a drop-in setting ``PYTHONFAULTHANDLER=1`` (a
+    traceback on SIGSEGV/SIGABRT/SIGBUS/SIGFPE/SIGILL) and, when ``limit_core`` is set, ``LimitCORE=``
+    so a core is kept. Bounded (one fixed drop-in, applied at the next start, the running process is
+    not restarted) and reversible (the drop-in file is the whole change, backed up and listed in the fix
+    history). Applied once the cause (for exceptions: the traceback signature) ended
+    ``min_repeats`` processes."""
+
+    type: Literal["faulthandler"] = "faulthandler"
+    limit_core: str | None = None
+    min_repeats: int = Field(default=1, ge=1, le=100)
+    dropin: str = "50-restartguard-faulthandler.conf"
+
+    @field_validator("dropin")
+    @classmethod
+    def _dropin(cls, value: str) -> str:
+        if not DROPIN_NAME_RE.match(value):
+            raise ValueError(
+                "must look like 50-restartguard-<name>.conf (lower-case letters, digits, dashes)"
+            )
+        return value
+
+    @field_validator("limit_core")
+    @classmethod
+    def _limit_core(cls, value: str | None) -> str | None:
+        if value is not None and not _core_limit(value):
+            raise ValueError("must be a size such as 512M, 0 or infinity")
+        return value
+
+    def dropins(self) -> list[DropinSet]:
+        out = [
+            DropinSet(key="Environment", value="PYTHONFAULTHANDLER=1", dropin=self.dropin, diagnostic=True)
+        ]
+        if self.limit_core is not None:
+            out.append(DropinSet(key="LimitCORE", value=self.limit_core, dropin=self.dropin, diagnostic=True))
+        return out
+
+
+def expand_actions(actions: list[Any], repeats: int) -> list[Any]:
+    """The playbook's changes (not ``diagnostics``) with each ``faulthandler`` turned into its drop-in
+    settings — or dropped, with a ``daemon_reload`` left with nothing to reload, while the cause has
+    not repeated enough."""
+    out: list[Any] = []
+    dropped = False
+    for a in actions:
+        if isinstance(a, Diagnostics):
+            continue
+        if isinstance(a, Faulthandler):
+            if repeats >= a.min_repeats:
+                out.extend(a.dropins())
+            else:
+                dropped = True
+        else:
+            out.append(a)
+    if dropped and not any(isinstance(a, DropinSet | ConfigSet | RestartUnit) for a in out):
+        out = [a for a in out if not isinstance(a, DaemonReload)]
+    return out
+
+
+def only_diagnostic(changes: list[Any]) -> bool:
+    """Whether the changes are only diagnostic drop-in settings (``faulthandler``) and reloads: with
+    all of them already in place there is nothing to do, and that is not a fix at its cap."""
+    return all(isinstance(a, DaemonReload) or (isinstance(a, DropinSet) and a.diagnostic) for a in changes)
+
+
 Action = Annotated[
-    DropinSet | ConfigSet | RestartUnit | DaemonReload | Diagnostics, Field(discriminator="type")
+    DropinSet | ConfigSet | RestartUnit | DaemonReload | Diagnostics | Faulthandler,
+    Field(discriminator="type"),
 ]
-CHANGE_ACTIONS = ("dropin_set", "config_set", "restart_unit", "daemon_reload")
+CHANGE_ACTIONS = ("dropin_set", "config_set", "restart_unit", "daemon_reload", "faulthandler")
 
 
 def _change_name(action: Action) -> str:
@@ -207,9 +283,10 @@ def default_playbooks() -> dict[str, list[Action]]:
             DaemonReload(),
             diag,
         ],
-        Cause.EXCEPTION.value: [diag],
+        # A repeated exception or a silent death: the next one leaves a traceback (PYTHONFAULTHANDLER).
+        Cause.EXCEPTION.value: [Faulthandler(min_repeats=2), DaemonReload(), diag],
         Cause.SUPERVISOR_CONFLICT.value: [diag],
-        Cause.OTHER.value: [diag],
+        Cause.OTHER.value: [Faulthandler(), DaemonReload(), diag],
         Cause.MANUAL.value: [],
     }
 
@@ -321,13 +398,14 @@ class ReceiverSettings(_Strict):
                 raise ValueError(f"{cause}: at most 20 actions")
             if cause == Cause.MANUAL.value and any(a.type in CHANGE_ACTIONS for a in actions):
                 raise ValueError("manual restarts are an operator's choice: only diagnostics are allowed")
-            if any(isinstance(a, DropinSet) for a in actions) and not any(
+            if any(isinstance(a, DropinSet | Faulthandler) for a in actions) and not any(
                 isinstance(a, DaemonReload) for a in actions
             ):
                 raise ValueError(
                     f"{cause}: dropin_set needs a daemon_reload action (drop-ins apply after it)"
                 )
-            keys = [(a.dropin_name, a.key, a.value) for a in actions if isinstance(a, DropinSet)]
+            sets = [d for a in actions for d in (a.dropins() if isinstance(a, Faulthandler) else [a])]
+            keys = [(a.dropin_name, a.key, a.value) for a in sets if isinstance(a, DropinSet)]
             if len(keys) != len(set(keys)):
                 raise ValueError(f"{cause}: the same drop-in key is set twice")
             names = [_change_name(a) for a in actions if a.type in CHANGE_ACTIONS]

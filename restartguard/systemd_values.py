@@ -20,6 +20,7 @@ SHOW_PROPERTY = {
     "MemoryHigh": "MemoryHigh",
     "TimeoutStopSec": "TimeoutStopUSec",
     "Environment": "Environment",
+    "LimitCORE": "LimitCORE",
 }
 
 _SIZE_RE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([KMGT]?)(?:i?B)?\s*$", re.IGNORECASE)
@@ -220,3 +221,14 @@ def check_service_name(name: str) -> str:
             f"not a valid systemd unit name (a template needs an instance: name@x.service); {example}"
         )
     return name
+
+
+def fixed_value_shown(key: str, expected: str, shown: str) -> bool:
+    """Whether ``systemctl show`` reports the fixed value a drop-in set (``LimitCORE`` is shown in
+    bytes or ``infinity``; ``Environment`` as space-separated assignments)."""
+    if key == "Environment":
+        name, _, value = expected.partition("=")
+        return environment_of_show(shown).get(name) == value
+    if expected.strip().lower() == "infinity":
+        return shown.strip().lower() == "infinity"
+    return parse_bytes(shown) == parse_bytes(expected)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from rootcause.investigation import Investigation
+from rootcause.proposal import Proposal
 
 
 def render_investigation(
@@ -37,6 +38,8 @@ def render_investigation(
             lines.append(f"    exception: {r.traceback.exception}  (signature {r.traceback.signature})")
         for ev in r.evidence:
             lines.append(f"    - {ev}")
+        if r.proposal is not None:
+            lines += proposal_lines(r.proposal)
     for warning in result.warnings:
         lines.append(f"WARNING: {warning}")
     lines.append("")
@@ -45,3 +48,13 @@ def render_investigation(
     else:
         lines.append("No escalation required.")
     return "\n".join(lines)
+
+
+def proposal_lines(proposal: Proposal) -> list[str]:
+    rendered = proposal.render("en")
+    out = [f"    proposal: {rendered.summary}"]
+    out += [f"      evidence: {e}" for e in rendered.evidence]
+    out += [f"      step {i}: {s}" for i, s in enumerate(rendered.steps, 1)]
+    if rendered.diff:
+        out += ["      diff sketch (not applied):", *(f"        {ln}" for ln in rendered.diff.splitlines())]
+    return out

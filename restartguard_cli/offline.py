@@ -17,10 +17,12 @@ from restartguard_cli.inputs import emit, require_file
 from restartguard_cli.investigation_text import render_investigation
 from restartguard_cli.progress import terminal_progress
 from rootcause.coverage import SourceCoverage, blind_reason, coverage_warnings
+from rootcause.hostfacts import context_for
 from rootcause.investigation import (
     Investigation,
     investigate,
     investigate_settings,
+    offline_readers,
     read_journal,
     rules_from_settings,
 )
@@ -82,6 +84,8 @@ def _investigate_args(
         "until": until,
         "merge_window": timedelta(seconds=settings.exporter.merge_window_seconds),
         "journal_coverage": coverage,
+        "readers": offline_readers(settings),
+        "context": context_for(settings, log_tz or settings.log.tz(), args.unit),
     }
 
 

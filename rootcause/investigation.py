@@ -20,9 +20,12 @@ from restartguard.config import LogSettings, Settings
 from restartguard.errors import SourceError
 from rootcause.coverage import JournalTally, SourceCoverage, tally_log_block
 from rootcause.detect import Escalation, JournalSpan, compact, detect_restarts, escalation_for
+from rootcause.evidence import with_proposals
+from rootcause.hostfacts import config_reader, context_for, host_readers, saved_readers
 from rootcause.journal import JournalParser, entry_time, iter_json_lines, normalize_unit
 from rootcause.logparse import LineParser, LineRules, clean_line, parse_timestamp
 from rootcause.model import Kind, Restart, Signal, Source
+from rootcause.readers import Context, Readers
 from rootcause.scanner import BlockScanner, offset_for_time, read_blocks
 from rootcause.scanplan import compile_prefilter
 from rootcause.syslog_files import is_syslog_file, syslog_signals
@@ -211,9 +214,13 @@ def investigate(
     merge_window: timedelta = timedelta(seconds=30),
     progress: Progress | None = None,
     journal_coverage: Sequence[SourceCoverage] = (),
+    readers: Readers | None = None,
+    context: Context | None = None,
 ) -> Investigation:
-    """``journal_coverage``: what reading ``journal_entries`` covered (see :func:`read_journal`);
-    without it, entries handed in are counted as one source named "journal"."""
+    """Every restart in the range with its cause and its proposal (evidence read through the saved
+    logs, plus ``readers`` — e.g. the live host's — where given). ``journal_coverage``: what reading
+    ``journal_entries`` covered (see :func:`read_journal`); without it, entries handed in are
+    counted as one source named "journal"."""
     entries = list(journal_entries)
     coverage = list(journal_coverage)
     if not coverage and entries:
@@ -267,6 +274,9 @@ def investigate(
     restarts = detect_restarts(dedupe(signals), merge_window=merge_window, journal=span)
     restarts = [r for r in restarts if (since is None or r.at >= since) and (until is None or r.at <= until)]
     warnings += time_zone_warnings(signals, merge_window)
+    base = saved_readers(entries, log_files, log_tz)
+    ctx = context or Context(tz=log_tz, check_re=rules.check, unit=normalize_unit(unit))
+    restarts = with_proposals(restarts, base.merged(readers), ctx)
     return Investigation(restarts, escalation_for(restarts), tuple(warnings), tuple(coverage))
 
 
@@ -348,9 +358,11 @@ def investigate_settings(
     since: datetime | None,
     until: datetime | None,
     journal_runner: JournalRunner | None = None,
+    readers: Readers | None = None,
 ) -> Investigation:
     """Investigate with the sources named in the configuration (used by the receiver and
-    ``diagnose``). A configured source that is missing or unreadable is in the coverage with why."""
+    ``diagnose``). A configured source that is missing or unreadable is in the coverage with why;
+    the evidence also reads the live host (``readers``, default :func:`host_readers`)."""
     entries: list[dict[str, Any]] = []
     coverage: list[SourceCoverage] = []
     if settings.journal.enabled:
@@ -386,6 +398,8 @@ def investigate_settings(
         until=until,
         merge_window=timedelta(seconds=settings.exporter.merge_window_seconds),
         journal_coverage=coverage,
+        readers=offline_readers(settings).merged(readers or host_readers(settings)),
+        context=context_for(settings),
     )
     return result
 
@@ -398,6 +412,12 @@ def _unreadable(path: Path) -> str | None:
         return "does not exist"
     except OSError as exc:
         return f"cannot read: {exc.strerror or exc}"
+
+
+def offline_readers(settings: Settings) -> Readers:
+    """What the configuration adds to saved logs: the trader's config file (the timeout in effect)."""
+    cfg = settings.receiver.trader_config
+    return Readers(config_value=config_reader(cfg) if cfg is not None else None)
 
 
 def log_context(settings: Settings, before: datetime, lines: int = 50) -> list[str]:

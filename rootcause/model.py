@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from restartguard.taxonomy import Cause
+from rootcause.proposal import Proposal
 
 
 def iso_ms(at: datetime) -> str:
@@ -104,6 +105,7 @@ class Restart:
     traceback: Traceback | None = None
     previous_pid: int | None = None
     pid: int | None = None
+    proposal: Proposal | None = None  # what to look at and fix (rootcause.evidence), when investigated
 
     @property
     def unplanned(self) -> bool:
@@ -125,4 +127,6 @@ class Restart:
                 "signature": self.traceback.signature,
                 "text": self.traceback.text,
             }
+        if self.proposal is not None:
+            out["proposal"] = self.proposal.to_json()
         return out

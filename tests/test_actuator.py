@@ -702,3 +702,56 @@ def test_composite_playbook_actions_are_allowed_as_the_dropins_they_stand_for() 
         "dropin_set:50-restartguard-fh.conf:Environment:PYTHONFAULTHANDLER",
         "dropin_set:50-restartguard-memory.conf:MemoryMax",
     ]
+
+
+FAULT_DROPIN = "50-restartguard-faulthandler.conf"
+FAULT_ENV = f"dropin_set:{FAULT_DROPIN}:Environment:PYTHONFAULTHANDLER"
+FAULT_CORE = f"dropin_set:{FAULT_DROPIN}:LimitCORE"
+
+
+@pytest.fixture
+def faulthandler_settings(tmp_path: Path, fake_systemctl: FakeSystemctl) -> Settings:  # noqa: F811
+    playbook = [{"type": "faulthandler", "limit_core": "512M"}, {"type": "daemon_reload"}]
+    return make_settings(tmp_path, fake_systemctl, playbooks={"other": playbook})
+
+
+def test_faulthandler_dropin_is_applied_and_verified_at_its_configured_values(
+    faulthandler_settings: Settings,
+    fake_systemctl: FakeSystemctl,  # noqa: F811
+) -> None:
+    changes = [
+        {"action": FAULT_ENV, "value": "PYTHONFAULTHANDLER=1"},
+        {"action": FAULT_CORE, "value": "512M"},
+    ]
+    body = {"request_id": "req-00000001", "cause": "other", "changes": changes}
+    spool(faulthandler_settings, "req-00000001.json", body)
+    result = only_result(Actuator(faulthandler_settings, clock=FakeClock(), sleep=lambda s: None))
+    assert (result.status, result.reason) == ("success", None), result
+    dropin = Dropin.parse(fake_systemctl.dropin(FAULT_DROPIN).read_text())
+    assert dropin.environment == {"PYTHONFAULTHANDLER": "1"} and dropin.settings == {"LimitCORE": "512M"}
+    # systemd shows LimitCORE in bytes: the verification reads it back as the configured size.
+    assert fake_systemctl.state["loaded"]["LimitCORE"] == str(512 * 1024**2)
+    assert fake_systemctl.mutating_calls() == [["daemon-reload"]]  # the trader is not restarted
+
+
+@pytest.mark.parametrize(
+    ("action", "value", "reason"),
+    [
+        (FAULT_ENV, "PYTHONFAULTHANDLER=0", "value_out_of_bounds"),
+        (FAULT_CORE, "infinity", "value_out_of_bounds"),  # configured: 512M, exactly
+        (FAULT_CORE, "1G", "value_out_of_bounds"),
+        (f"dropin_set:{FAULT_DROPIN}:Environment:LD_PRELOAD", "LD_PRELOAD=/tmp/x.so", "unknown_action"),
+    ],
+)
+def test_faulthandler_dropin_is_refused_at_any_other_value(
+    faulthandler_settings: Settings,
+    fake_systemctl: FakeSystemctl,  # noqa: F811
+    action: str,
+    value: str,
+    reason: str,
+) -> None:
+    body = {"request_id": "req-00000001", "cause": "other", "changes": [{"action": action, "value": value}]}
+    spool(faulthandler_settings, "req-00000001.json", body)
+    result = only_result(Actuator(faulthandler_settings, clock=FakeClock(), sleep=lambda s: None))
+    assert (result.status, result.reason) == ("refused", reason), result
+    assert fake_systemctl.mutating_calls() == [] and not fake_systemctl.dropin(FAULT_DROPIN).exists()

@@ -240,7 +240,13 @@ def test_same_cause_three_times_in_a_day(
         assert listing["signatures"] == {"KeyError@trader.py:42": 3}
         report = Path(h.ctx.store.incidents()[0]["report_path"]).read_text()
         assert "KeyError@trader.py:42" in report and "| 3 |" in report
-        assert fake_systemctl.mutating_calls() == []  # exceptions get no blind change
+        # No blind change for an exception: once its signature repeats, only the reversible
+        # faulthandler drop-in (the next crash leaves a full traceback), applied once.
+        assert fake_systemctl.mutating_calls() == [["daemon-reload"]]
+        dropins = sorted(p.name for p in tmp_path.rglob("*.service.d/*.conf"))
+        assert dropins == ["50-restartguard-faulthandler.conf"]
+        text = next(tmp_path.rglob("50-restartguard-faulthandler.conf")).read_text()
+        assert "Environment=PYTHONFAULTHANDLER=1" in text
     finally:
         h.close()
 
