@@ -29,7 +29,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from alert_receiver.actuation_client import SpoolClient
 from alert_receiver.auth import check_token_strength, load_token, load_webhook_url, require_token
-from alert_receiver.discord import DiscordTransport
+from alert_receiver.discord_transport import DiscordTransport
 from alert_receiver.findings import Classifier, ContextReader
 from alert_receiver.metrics import build_registry
 from alert_receiver.outbox import Outbox

@@ -1,7 +1,7 @@
 """Discord messages: incident report, remediation result, resolved, relay, escalation.
 
 Japanese by default (``receiver.language: ja``), English with ``en``. Each builder returns a
-webhook payload dict; the outbox (:func:`alert_receiver.discord.safe_payload`) enforces Discord's
+webhook payload dict; the outbox (:func:`alert_receiver.discord_payload.safe_payload`) enforces Discord's
 limits and ``allowed_mentions``. The owner is mentioned only in the ``content`` of escalations.
 Text that came from an alert is shown as data (in embeds, code-quoted where it is free text).
 """

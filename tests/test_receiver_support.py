@@ -17,7 +17,7 @@ import pytest
 from actuator.apply import Actuator
 from alert_receiver.actuation_client import SpoolClient
 from alert_receiver.app import ReceiverContext, create_app, receiver_context
-from alert_receiver.discord import DiscordTransport
+from alert_receiver.discord_transport import DiscordTransport
 from alert_receiver.outbox import Outbox
 from lab.fake_systemctl import FakeSystemctl
 from restartguard.config import Settings, settings_from_mapping
