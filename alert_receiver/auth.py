@@ -93,11 +93,11 @@ def require_token(
     app: Flask, token: str, unauthorized: Callable[[], Response], public: Collection[str]
 ) -> None:
     """Answer every request to an endpoint not in ``public`` with ``unauthorized()`` unless it
-    carries the token. Unknown paths are checked too (a 404 is not shown to an anonymous caller)."""
+    carries the token. A path or method no view serves gets its 404/405 (there is nothing to protect)."""
 
     @app.before_request
     def _check() -> Response | None:
-        if request.endpoint in public:
+        if request.endpoint is None or request.endpoint in public:
             return None
         if check_authorization(request.authorization, token):
             return None

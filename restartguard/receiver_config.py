@@ -273,6 +273,21 @@ class ReceiverSettings(_Strict):
     restart_match_seconds: float = Field(default=3600.0, gt=0, le=86400)
     log_lines: int = Field(default=50, ge=1, le=500)
 
+    # Scope and freshness: fixes run only for fresh alerts about this host and unit
+    #: Host names this receiver answers for (matched against an alert's instance/host/hostname/
+    #: nodename labels; default: this machine's name and the loopback names).
+    hosts: list[str] = Field(default_factory=list, max_length=32)
+    #: Prometheus ``instance`` label values of this host's exporter (exact, e.g. "bot1:9816").
+    instances: list[str] = Field(default_factory=list, max_length=32)
+    act_freshness_seconds: float = Field(default=float(policy.ACT_FRESHNESS_SECONDS), gt=0, le=7 * 86400)
+
+    # Fan-out bounds
+    alerts_per_notification_max: int = Field(default=policy.ALERTS_PER_NOTIFICATION_MAX, ge=1, le=1000)
+    alerts_per_minute_max: int = Field(default=policy.ALERTS_PER_MINUTE_MAX, ge=1, le=10000)
+
+    # Retention
+    retention_days: int = Field(default=policy.RETENTION_DAYS, ge=1, le=3650)
+
     # Escalation
     escalation_repeat_seconds: float = Field(default=3600.0, ge=0, le=7 * 86400)
 
