@@ -204,8 +204,14 @@ class Store:
                 db.execute(
                     "DELETE FROM alert_state WHERE coalesce(done_at, started_at) < ?", (records_before,)
                 )
-        self.read().execute("PRAGMA incremental_vacuum")
-        self.read().execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        fd = self._lock_fd()
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            # executescript steps the pragma to the end (execute() would free one page per call).
+            self.read().executescript("PRAGMA incremental_vacuum;")
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+        self.read().execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
         return reports
 
     # -- per-alert state ---------------------------------------------------------------------

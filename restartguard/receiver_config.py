@@ -244,6 +244,9 @@ class ReceiverSettings(_Strict):
     # HTTP
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024, le=64 * 1024 * 1024)
     workers: int = Field(default=2, ge=1, le=16)
+    #: Request threads per worker (gunicorn gthread). A slow client holds one thread while it
+    #: sends; idle connections wait in the worker's poller, not in a thread.
+    threads: int = Field(default=32, ge=2, le=256)
 
     # Remediation. The receiver plans and asks; the actuator (`restartguard apply`, root, started
     # by systemd per request) re-validates with this same file and is the only one that writes.
@@ -279,7 +282,8 @@ class ReceiverSettings(_Strict):
     hosts: list[str] = Field(default_factory=list, max_length=32)
     #: Prometheus ``instance`` label values of this host's exporter (exact, e.g. "bot1:9816").
     instances: list[str] = Field(default_factory=list, max_length=32)
-    act_freshness_seconds: float = Field(default=float(policy.ACT_FRESHNESS_SECONDS), gt=0, le=7 * 86400)
+    #: (A replay of recorded sample incidents, as in the tests, needs a long window: up to 10 years.)
+    act_freshness_seconds: float = Field(default=float(policy.ACT_FRESHNESS_SECONDS), gt=0, le=3650 * 86400)
 
     # Fan-out bounds
     alerts_per_notification_max: int = Field(default=policy.ALERTS_PER_NOTIFICATION_MAX, ge=1, le=1000)

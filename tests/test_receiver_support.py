@@ -205,8 +205,8 @@ class Harness:
         data = raw if raw is not None else json.dumps(payload).encode()
         return self.client.post("/alerts", data=data, headers=hdrs, content_type="application/json")
 
-    def process(self) -> int:
-        return self.ctx.processor.process_pending()
+    def process(self, limit: int = 50) -> int:
+        return self.ctx.processor.process_pending(limit)
 
     def deliver(self) -> int:
         total = 0
