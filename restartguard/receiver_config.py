@@ -246,7 +246,7 @@ class ReceiverSettings(_Strict):
     workers: int = Field(default=2, ge=1, le=16)
     #: Request threads per worker (gunicorn gthread). A slow client holds one thread while it
     #: sends; idle connections wait in the worker's poller, not in a thread.
-    threads: int = Field(default=32, ge=2, le=256)
+    threads: int = Field(default=64, ge=2, le=256)
 
     # Remediation. The receiver plans and asks; the actuator (`restartguard apply`, root, started
     # by systemd per request) re-validates with this same file and is the only one that writes.

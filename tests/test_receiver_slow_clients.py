@@ -12,7 +12,12 @@ from pathlib import Path
 import pytest
 import requests
 from test_receiver_server import Receiver, setup  # noqa: F401 - fixture
-from test_receiver_support import TOKEN, make_alert, make_notification
+from test_receiver_support import (
+    TOKEN,
+    fake_systemctl,  # noqa: F401 - fixture (setup needs it)
+    make_alert,
+    make_notification,
+)
 
 from lab.slow_clients import SlowClients, probe
 
