@@ -520,6 +520,21 @@ def alert_failed(
     }
 
 
+def notification_failed(lang: str, *, service: str, notification_id: int, error: str) -> dict[str, Any]:
+    """A stored notification this version cannot read (kept as a dead letter in the queue)."""
+    return {
+        "embeds": [
+            {
+                "title": t(lang, "failed_title", alertname=f"#{notification_id}"),
+                "description": t(lang, "failed_desc", attempts=1, stage="validate"),
+                "color": RED,
+                "fields": [_field("service", service, True), _field(t(lang, "error"), _block([error[:800]]))],
+                "timestamp": _now_iso(),
+            }
+        ]
+    }
+
+
 def flood_summary(
     lang: str, *, service: str, count: int, by_name: dict[str, int], per_notification: int, per_minute: int
 ) -> dict[str, Any]:

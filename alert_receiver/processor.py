@@ -119,6 +119,15 @@ class Processor:
                 log.exception("queued notification %d does not validate: kept as a dead letter", queued.id)
                 self.store.finish_notification(queued.id, self.clock(), error=f"validate: {exc}"[:500])
                 self.store.count_failed("validate")
+                self.outbox.enqueue(
+                    messages.notification_failed(
+                        self.rs.language,
+                        service=self.settings.service_name,
+                        notification_id=queued.id,
+                        error=f"{type(exc).__name__}: {str(exc)[:400]}",
+                    ),
+                    dedupe_key=f"failed-notification:{queued.id}",
+                )
                 continue
             individual, flooded = self._split(notification)
             if flooded:

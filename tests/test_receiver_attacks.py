@@ -124,6 +124,20 @@ def test_a_failing_alert_is_dead_lettered_once_and_the_others_are_handled(
     assert len([k for k in outbox_keys(harness) if k.startswith("failed:")]) == 1
 
 
+def test_a_stored_notification_that_no_longer_validates_is_kept_counted_and_reported(
+    harness: Harness,
+) -> None:
+    # E.g. accepted by an older version with looser rules: never retried forever, never silently dropped.
+    store = harness.ctx.store
+    store.enqueue_notification("old-key", json.dumps({"alerts": "not a list"}), harness.clock(), ["firing"])
+    harness.process()
+    row = store.read().execute("SELECT status, error FROM notifications").fetchone()
+    assert row["status"] == "failed" and row["error"].startswith("validate")
+    assert metric(harness, 'restartguard_alerts_failed_total{stage="validate"}') == 1
+    assert sum(k.startswith("failed-notification:") for k in outbox_keys(harness)) == 1
+    assert store.pending_count() == 0
+
+
 def test_a_failure_that_heals_is_retried_not_dead_lettered(
     harness: Harness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
