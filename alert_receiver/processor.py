@@ -148,7 +148,7 @@ class Processor:
         for a in alerts:
             by_name[a.alertname] = by_name.get(a.alertname, 0) + 1
         incident_id, _ = self.store.upsert_incident(
-            f"flood:{notification_id}",
+            f"flood:{notification_id}:{alerts[0].key[:12]}",
             now=self.clock(),
             alertname="(flood)",
             cause="",
@@ -169,7 +169,7 @@ class Processor:
                 per_notification=self.rs.alerts_per_notification_max,
                 per_minute=self.rs.alerts_per_minute_max,
             ),
-            dedupe_key=f"flood:{notification_id}",
+            dedupe_key=f"flood:{notification_id}:{alerts[0].key[:12]}",
         )
         log.warning(
             "alert flood: %d alert(s) of notification %d recorded only (incident %d)",
