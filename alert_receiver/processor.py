@@ -39,6 +39,7 @@ from alert_receiver.findings import (
     Finding,
     finding_for,
     investigate_alert,
+    restart_at_label,
     unhandled_window,
 )
 from alert_receiver.incident_files import (
@@ -253,7 +254,8 @@ class Processor:
             label, value, expected = scope
             return messages.t(lang, "why_scope", label=label, value=value[:100], expected=expected[:200])
         now = datetime.fromtimestamp(self.clock(), UTC)
-        age = (now - alert.startsAt).total_seconds()
+        # The restart the alert names (restart_at label), else when the alert started.
+        age = (now - (restart_at_label(alert) or alert.startsAt)).total_seconds()
         if age > self.rs.act_freshness_seconds:
             return messages.t(lang, "why_stale", age=span(age), window=span(self.rs.act_freshness_seconds))
         if -age > MATCH_SLACK.total_seconds():
@@ -355,12 +357,14 @@ class Processor:
         now = self.clock()
         r = finding.restart
         # Alerts about one restart share its incident: by the restart the logs show, else (not in
-        # the logs) by service and the minute the alert started (e.g. TraderRestarted and
+        # the logs) by service and the restart_at label or the minute the alert started (e.g. TraderRestarted and
         # TraderRestartStorm, or a thousand copies of one alert with different labels).
         if r is not None:
             incident_key = f"restart:{r.at.isoformat()}"
         else:
-            incident_key = f"unconfirmed:{alert.label('service')[:100]}:{alert.startsAt:%Y-%m-%dT%H:%M}"
+            named = restart_at_label(alert)
+            when = f"{named:%Y-%m-%dT%H:%M:%S}" if named is not None else f"{alert.startsAt:%Y-%m-%dT%H:%M}"
+            incident_key = f"unconfirmed:{alert.label('service')[:100]}:{when}"
         signature = r.traceback.signature if r is not None and r.traceback is not None else None
         incident_id, _created = self.store.upsert_incident(
             incident_key,

@@ -169,6 +169,22 @@ def test_a_replayed_old_restart_alert_is_recorded_not_acted_on(harness: Harness)
     assert any(k.startswith("not_acted:") for k in outbox_keys(harness))
 
 
+@pytest.mark.parametrize("restart_at", ["1e300", "99999999999", "-5", "nan", "soon"])
+def test_a_nonsense_restart_at_label_never_fails_the_alert(harness: Harness, restart_at: str) -> None:
+    assert harness.post(make_notification(make_alert(restart_at=restart_at))).status_code == 200
+    harness.process()
+    assert harness.ctx.store.dead_letters() == []
+    assert len(incidents(harness)) == 1
+
+
+def test_a_restart_at_label_days_old_is_stale(harness: Harness) -> None:
+    old = str((T0 - timedelta(days=3)).timestamp())
+    assert harness.post(make_notification(make_alert(restart_at=old))).status_code == 200
+    harness.process()
+    assert harness.runs() == []
+    assert any(k.startswith("not_acted:") for k in outbox_keys(harness))
+
+
 def test_an_alert_from_the_future_is_not_acted_on(harness: Harness) -> None:
     assert harness.post(make_notification(make_alert(starts=T0 + timedelta(days=2)))).status_code == 200
     harness.process()

@@ -66,9 +66,11 @@ NAMES = st.sampled_from(
     ["TraderRestarted", "TraderRestartStorm", "TraderMemoryHigh", "TraderDataLossRisk", "X"]
 )
 LABELS = st.dictionaries(
-    st.sampled_from(["service", "cause", "instance", "host", "unit", "severity", "escalate", "reason"])
+    st.sampled_from(
+        ["service", "cause", "instance", "host", "unit", "severity", "escalate", "reason", "restart_at"]
+    )
     | TEXT,
-    TEXT,
+    TEXT | st.sampled_from(["1e300", "-1", "1772366400", "nan", "inf", "99999999999"]),
     max_size=6,
 )
 
