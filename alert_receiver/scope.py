@@ -4,7 +4,7 @@ The receiver acts only on alerts about its own unit, service and host. Labels it
 alert carries them: ``unit`` (the configured unit), ``service`` (its service name), ``instance``
 (an exact ``receiver.instances`` value, or a host part naming this host) and ``host``/``hostname``/
 ``nodename``. An alert without any of them is about this receiver: the shipped restart rules
-aggregate by service and cause, dropping ``instance``.
+aggregate by service, cause and restart_at, dropping ``instance``.
 """
 
 from __future__ import annotations
