@@ -28,8 +28,8 @@ from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from alert_receiver.actuation_client import SpoolClient
-from alert_receiver.auth import check_authorization, load_token, load_webhook_url
-from alert_receiver.discord import DiscordTransport
+from alert_receiver.auth import check_token_strength, load_token, load_webhook_url, require_token
+from alert_receiver.discord_transport import DiscordTransport
 from alert_receiver.findings import Classifier, ContextReader
 from alert_receiver.metrics import build_registry
 from alert_receiver.outbox import Outbox
@@ -46,7 +46,7 @@ log = logging.getLogger(__name__)
 EXTENSION = "restartguard"
 
 
-class StoreUnavailable(Exception):
+class StoreUnavailable(StateError):
     """The notification could not be committed: answer 503 so that Alertmanager retries."""
 
 
@@ -116,6 +116,7 @@ def create_app(
     token = token if token is not None else load_token(env)
     if not token:
         raise ConfigError("RESTARTGUARD_TOKEN", None, "an empty token is not allowed")
+    check_token_strength(token)
     dry = rs.dry_run if dry_run is None else dry_run
     rs.state_dir.mkdir(parents=True, exist_ok=True)
     store = Store(rs.state_dir / "receiver.db")
@@ -153,9 +154,6 @@ def create_app(
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
     app.extensions[EXTENSION] = ctx
 
-    def authorized() -> bool:
-        return check_authorization(request.headers.get("Authorization"), ctx.token)
-
     def unauthorized() -> Response:
         return _error(
             401,
@@ -164,14 +162,18 @@ def create_app(
             {"WWW-Authenticate": 'Bearer realm="restartguard", Basic realm="restartguard"'},
         )
 
+    require_token(app, ctx.token, unauthorized, public={"healthz", "metrics"})
+
     @app.post("/alerts")
     def post_alerts() -> Response:
-        if not authorized():
-            return unauthorized()
         if request.content_length is not None and request.content_length > rs.max_body_bytes:
             return _error(413, "payload_too_large", f"the limit is {rs.max_body_bytes} bytes")
         raw = request.get_data(cache=False)
-        if len(raw) > rs.max_body_bytes:
+        if len(raw) > rs.max_body_bytes or (
+            request.content_length is None and len(raw) >= rs.max_body_bytes and request.stream.read(1)
+        ):
+            # A chunked body is cut at the limit by werkzeug without an error: one more byte
+            # (or werkzeug's RequestEntityTooLarge on reading it) tells it was longer.
             return _error(413, "payload_too_large", f"the limit is {rs.max_body_bytes} bytes")
         try:
             data = json.loads(raw.decode("utf-8"))
@@ -185,7 +187,7 @@ def create_app(
             notification = Notification.model_validate(data)
         except ValidationError as exc:
             return _error(400, "invalid_payload", describe_errors(exc))
-        except (ValueError, TypeError, RecursionError) as exc:
+        except (ValueError, TypeError, OverflowError, RecursionError) as exc:
             return _error(400, "invalid_payload", str(exc)[:300])
         body = notification.model_dump_json()
         try:
@@ -215,8 +217,6 @@ def create_app(
 
     @app.get("/incidents")
     def incidents() -> Response:
-        if not authorized():
-            return unauthorized()
         limit_arg = request.args.get("limit", "100")
         if not limit_arg.isdigit() or not 1 <= int(limit_arg) <= 1000:
             return _error(400, "invalid_limit", "limit must be 1..1000")
@@ -225,8 +225,6 @@ def create_app(
 
     @app.get("/incidents/<int:incident_id>")
     def incident(incident_id: int) -> Response:
-        if not authorized():
-            return unauthorized()
         row = ctx.store.incident(incident_id)
         if row is None:
             return _error(404, "not_found", f"no incident {incident_id}")

@@ -1,14 +1,20 @@
-"""Secrets from the environment (never from the YAML, never logged) and the webhook auth check."""
+"""Secrets from the environment (never from the YAML, never logged) and the webhook auth check.
+
+The ``Authorization`` header is parsed by werkzeug (``request.authorization``: Basic and Bearer);
+:func:`require_token` installs the check as a ``before_request`` hook, so no view checks it
+inline and a new view is protected unless it is listed as public.
+"""
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hmac
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
+
+from flask import Flask, Response, request
+from werkzeug.datastructures import Authorization
 
 from restartguard.errors import ConfigError
 from restartguard.paths import TOKEN_ENV, TOKEN_FILE_ENV, WEBHOOK_ENV, WEBHOOK_FILE_ENV
@@ -46,11 +52,18 @@ def load_token(env: Mapping[str, str] | None = None) -> str:
         )
     if any(c.isspace() for c in token) or not token.isprintable():
         raise ConfigError(TOKEN_ENV, "<hidden>", "the token must be printable and contain no whitespace")
-    if len(token) < MIN_TOKEN_LENGTH:
-        log.warning(
-            "the receiver token is shorter than %d characters; use a long random token", MIN_TOKEN_LENGTH
-        )
+    check_token_strength(token)
     return token
+
+
+def check_token_strength(token: str) -> None:
+    """Refuse a token an attacker on the same machine could guess (exit 2 at start)."""
+    if len(token) < MIN_TOKEN_LENGTH:
+        raise ConfigError(
+            TOKEN_ENV,
+            "<hidden>",
+            f"the token must be at least {MIN_TOKEN_LENGTH} characters (use e.g. `openssl rand -hex 32`)",
+        )
 
 
 def load_webhook_url(env: Mapping[str, str] | None = None) -> str | None:
@@ -62,20 +75,30 @@ def load_webhook_url(env: Mapping[str, str] | None = None) -> str | None:
     return url
 
 
-def check_authorization(header: str | None, token: str) -> bool:
-    """``Bearer <token>`` or HTTP basic auth with the token as password, in constant time."""
-    if not header:
+def check_authorization(auth: Authorization | None, token: str) -> bool:
+    """``Bearer <token>`` or HTTP basic auth with the token as password, compared in constant time."""
+    if auth is None:
         return False
-    scheme, _, credentials = header.strip().partition(" ")
-    credentials = credentials.strip()
     expected = token.encode("utf-8")
-    if scheme.lower() == "bearer":
-        return hmac.compare_digest(credentials.encode("utf-8", "replace"), expected)
-    if scheme.lower() == "basic":
-        try:
-            decoded = base64.b64decode(credentials.encode("ascii"), validate=True)
-        except (binascii.Error, UnicodeEncodeError, ValueError):
-            return False
-        _user, sep, password = decoded.partition(b":")
-        return bool(sep) and hmac.compare_digest(password, expected)
-    return False
+    if auth.type == "bearer":
+        presented = auth.token or ""
+    elif auth.type == "basic":
+        presented = auth.password or ""
+    else:
+        return False
+    return hmac.compare_digest(presented.encode("utf-8", "replace"), expected)
+
+
+def require_token(
+    app: Flask, token: str, unauthorized: Callable[[], Response], public: Collection[str]
+) -> None:
+    """Answer every request to an endpoint not in ``public`` with ``unauthorized()`` unless it
+    carries the token. A path or method no view serves gets its 404/405 (there is nothing to protect)."""
+
+    @app.before_request
+    def _check() -> Response | None:
+        if request.endpoint is None or request.endpoint in public:
+            return None
+        if check_authorization(request.authorization, token):
+            return None
+        return unauthorized()

@@ -124,7 +124,10 @@ def restart_at_label(alert: Alert) -> datetime | None:
         return None
     if not math.isfinite(value) or value <= 0:
         return None
-    return datetime.fromtimestamp(value, tz=UTC)
+    try:
+        return datetime.fromtimestamp(value, tz=UTC)
+    except (OverflowError, OSError, ValueError):  # "1e300": no such time
+        return None
 
 
 def counts_around(restarts: Sequence[Restart], restart: Restart) -> tuple[int, int, int, tuple[str, ...]]:

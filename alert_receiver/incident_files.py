@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -215,3 +216,53 @@ def append_fix_history(
         os.fsync(fh.fileno())
     if new:
         fsync_dir(path.parent)
+
+
+_ROW_DATE = re.compile(r"^\| (\d{4}-\d{2}-\d{2}) \d{2}:\d{2} UTC \|", re.MULTILINE)
+ROTATE_AFTER_SECONDS = 30 * 86400
+
+
+def rotate_fix_history(path: Path, *, now: float, retention_seconds: float) -> list[Path]:
+    """Rotate the fix history once its first row is a month old (``fix-history-<first date>.md``,
+    never truncated in place) and delete rotated files whose last row is older than the
+    retention. Returns the files deleted."""
+    deleted: list[Path] = []
+    try:
+        head = path.read_text(encoding="utf-8", errors="replace")[:4096] if path.exists() else ""
+    except OSError:
+        head = ""
+    first = _ROW_DATE.search(head)
+    if first is not None:
+        started = datetime.strptime(first.group(1), "%Y-%m-%d").replace(tzinfo=UTC).timestamp()
+        if now - started > ROTATE_AFTER_SECONDS:
+            target = path.with_name(f"{path.stem}-{first.group(1)}{path.suffix}")
+            n = 1
+            while target.exists():
+                target = path.with_name(f"{path.stem}-{first.group(1)}.{n}{path.suffix}")
+                n += 1
+            os.replace(path, target)  # the next row starts a new file (with its header)
+            fsync_dir(path.parent)
+    for old in path.parent.glob(f"{path.stem}-*{path.suffix}"):
+        try:
+            if old.stat().st_mtime < now - retention_seconds:
+                old.unlink()
+                deleted.append(old)
+        except OSError:
+            continue
+    return deleted
+
+
+def delete_reports(state_dir: Path, paths: Sequence[str]) -> int:
+    """Delete incident reports (only files under ``<state_dir>/reports``); returns how many."""
+    root = (state_dir / "reports").resolve()
+    n = 0
+    for text in paths:
+        p = Path(text).resolve()
+        if p.parent != root:
+            continue
+        try:
+            p.unlink()
+            n += 1
+        except FileNotFoundError:
+            continue
+    return n

@@ -1,7 +1,7 @@
 """Discord messages: incident report, remediation result, resolved, relay, escalation.
 
 Japanese by default (``receiver.language: ja``), English with ``en``. Each builder returns a
-webhook payload dict; the outbox (:func:`alert_receiver.discord.safe_payload`) enforces Discord's
+webhook payload dict; the outbox (:func:`alert_receiver.discord_payload.safe_payload`) enforces Discord's
 limits and ``allowed_mentions``. The owner is mentioned only in the ``content`` of escalations.
 Text that came from an alert is shown as data (in embeds, code-quoted where it is free text).
 """
@@ -54,6 +54,16 @@ _T: dict[str, dict[str, str]] = {
         "resolved_title": "✅ 解決: {alertname}",
         "resolved_desc": "{service} のアラート {alertname} は解決しました。",
         "relay_title": "⚠️ アラート: {alertname} ({severity})",
+        "not_acted_title": "📝 記録のみ (対処せず): {alertname}",
+        "not_acted_desc": "このアラートは記録しましたが、自動対処は行いません。理由: {why}",
+        "why_stale": "再起動が古すぎます ({age} 前; 対処は {window} 以内の再起動のみ)",
+        "why_future": "開始時刻が未来です ({starts})",
+        "why_scope": "このレシーバーの対象外です ({label}={value}; 対象: {expected})",
+        "why_flood": "通知あたり/1分あたりの処理上限を超えました",
+        "failed_title": "❗ アラートを処理できませんでした: {alertname}",
+        "failed_desc": "{attempts} 回試みましたが処理できず、記録 (デッドレター) に残しました。段階: {stage}",
+        "flood_title": "🌊 大量のアラート: {count} 件を記録のみ",
+        "flood_desc": "上限 (通知あたり {per_notification} 件 / 1分あたり {per_minute} 件) を超えたアラートは個別に調査・対処せず、記録しました。",
         "escalation_content": "{mention}🚨 エスカレーション: {service} — {reason}",
         "escalation_title": "🚨 オーナーへのエスカレーション",
         "situation": "状況",
@@ -80,6 +90,7 @@ _T: dict[str, dict[str, str]] = {
         "reason_not_actionable": "ログで原因を確認できないため自動修正は行いません",
         "reason_diagnostics_in_place": "診断用の設定 (PYTHONFAULTHANDLER ドロップイン) は適用済みです",
         "reason_recorded_only": "記録のみ: 自動修正はアラートの対象の再起動に対してのみ行います",
+        "reason_stale": "再起動が古いため自動修正は行いません (記録のみ)",
     },
     "en": {
         "incident_title": "🔍 Restart investigated: {service}",
@@ -115,6 +126,16 @@ _T: dict[str, dict[str, str]] = {
         "resolved_title": "✅ Resolved: {alertname}",
         "resolved_desc": "Alert {alertname} of {service} is resolved.",
         "relay_title": "⚠️ Alert: {alertname} ({severity})",
+        "not_acted_title": "📝 Recorded, not acted on: {alertname}",
+        "not_acted_desc": "This alert was recorded; no automatic action was taken. Why: {why}",
+        "why_stale": "the restart is too old ({age} ago; fixes run only for restarts within {window})",
+        "why_future": "it starts in the future ({starts})",
+        "why_scope": "not about this receiver's host or unit ({label}={value}; expected: {expected})",
+        "why_flood": "over the per-notification / per-minute work limit",
+        "failed_title": "❗ Alert could not be processed: {alertname}",
+        "failed_desc": "Gave up after {attempts} attempts; kept as a dead letter. Stage: {stage}",
+        "flood_title": "🌊 Alert flood: {count} recorded only",
+        "flood_desc": "Alerts over the limits ({per_notification} per notification / {per_minute} per minute) were recorded without investigation or action.",
         "escalation_content": "{mention}🚨 Escalation: {service} — {reason}",
         "escalation_title": "🚨 Escalation to the owner",
         "situation": "Situation",
@@ -141,6 +162,7 @@ _T: dict[str, dict[str, str]] = {
         "reason_not_actionable": "the logs do not confirm a cause, so nothing is changed automatically",
         "reason_diagnostics_in_place": "the diagnostic setting (PYTHONFAULTHANDLER drop-in) is in place already",
         "reason_recorded_only": "recorded only: automatic fixes run for the alert's own restart",
+        "reason_stale": "the restart is too old for an automatic fix (recorded only)",
     },
 }
 
@@ -468,4 +490,84 @@ def escalation(
                 "timestamp": _now_iso(),
             }
         ],
+    }
+
+
+def not_acted(lang: str, *, service: str, alert: Alert, why: str) -> dict[str, Any]:
+    """A recorded alert the receiver did not act on (stale, from the future, another host/unit)."""
+    name = _inline(alert.alertname) or "?"
+    parts = [p for p in (alert.annotation("summary"), alert.annotation("description")) if p]
+    return {
+        "embeds": [
+            {
+                "title": t(lang, "not_acted_title", alertname=name),
+                "description": (t(lang, "not_acted_desc", why=why) + "\n" + "\n".join(parts))[:3000],
+                "color": GREY,
+                "fields": [
+                    _field(t(lang, "since"), _ts(alert.startsAt), True),
+                    _field("service", service, True),
+                ],
+                "timestamp": _now_iso(),
+            }
+        ]
+    }
+
+
+def alert_failed(
+    lang: str, *, service: str, alert: Alert, stage: str, attempts: int, error: str
+) -> dict[str, Any]:
+    name = _inline(alert.alertname) or "?"
+    return {
+        "embeds": [
+            {
+                "title": t(lang, "failed_title", alertname=name),
+                "description": t(lang, "failed_desc", attempts=attempts, stage=stage),
+                "color": RED,
+                "fields": [
+                    _field(t(lang, "since"), _ts(alert.startsAt), True),
+                    _field("service", service, True),
+                    _field(t(lang, "error"), _block([error[:800]])),
+                ],
+                "timestamp": _now_iso(),
+            }
+        ]
+    }
+
+
+def notification_failed(lang: str, *, service: str, notification_id: int, error: str) -> dict[str, Any]:
+    """A stored notification this version cannot read (kept as a dead letter in the queue)."""
+    return {
+        "embeds": [
+            {
+                "title": t(lang, "failed_title", alertname=f"#{notification_id}"),
+                "description": t(lang, "failed_desc", attempts=1, stage="validate"),
+                "color": RED,
+                "fields": [_field("service", service, True), _field(t(lang, "error"), _block([error[:800]]))],
+                "timestamp": _now_iso(),
+            }
+        ]
+    }
+
+
+def flood_summary(
+    lang: str, *, service: str, count: int, by_name: dict[str, int], per_notification: int, per_minute: int
+) -> dict[str, Any]:
+    names = "\n".join(
+        f"{_inline(k) or '?'}: {v}" for k, v in sorted(by_name.items(), key=lambda x: -x[1])[:20]
+    )
+    return {
+        "embeds": [
+            {
+                "title": t(lang, "flood_title", count=count),
+                "description": t(
+                    lang, "flood_desc", per_notification=per_notification, per_minute=per_minute
+                ),
+                "color": ORANGE,
+                "fields": [
+                    _field("service", service, True),
+                    _field(t(lang, "alert"), _block(names.splitlines())),
+                ],
+                "timestamp": _now_iso(),
+            }
+        ]
     }

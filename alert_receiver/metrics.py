@@ -14,6 +14,7 @@ from prometheus_client.registry import Collector, CollectorRegistry
 from alert_receiver.escalation import ALERT_REASONS
 from alert_receiver.messages import ESCALATION_REASONS
 from alert_receiver.outbox import RESULTS, Outbox
+from alert_receiver.processor import STAGES
 from alert_receiver.store import Store
 
 ACTIONS = ("dropin_set", "config_set", "restart_unit", "daemon_reload", "diagnostics")
@@ -35,6 +36,16 @@ class ReceiverCollector(Collector):
         for status in sorted({"firing", "resolved", *counts}):
             received.add_metric([status], counts.get(status, 0))
         yield received
+
+        failed = CounterMetricFamily(
+            "restartguard_alerts_failed",
+            "Alerts given up after retries (kept as dead letters), by the stage that failed",
+            labels=["stage"],
+        )
+        fc = self.store.counters("alerts_failed")
+        for stage in sorted({*STAGES, *fc}):
+            failed.add_metric([stage], fc.get(stage, 0))
+        yield failed
 
         dup = CounterMetricFamily(
             "restartguard_notifications_duplicate",

@@ -1,7 +1,7 @@
 """Durable outbox between the receiver and Discord.
 
 Every message the receiver wants to post is first committed to SQLite (WAL, ``synchronous=FULL``)
-and only then sent by a worker through :class:`~alert_receiver.discord.DiscordTransport`. So:
+and only then sent by a worker through :class:`~alert_receiver.discord_transport.DiscordTransport`. So:
 
 * nothing accepted is lost — not on a Discord outage, a missing webhook, a revoked webhook, nor a
   ``kill -9`` of the receiver;
@@ -44,12 +44,8 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Final
 
-from alert_receiver.discord import (
-    DiscordTransport,
-    PermanentDiscordError,
-    TransientDiscordError,
-    safe_payload,
-)
+from alert_receiver.discord_payload import safe_payload
+from alert_receiver.discord_transport import DiscordTransport, PermanentDiscordError, TransientDiscordError
 from restartguard.errors import StateError
 
 log = logging.getLogger(__name__)

@@ -37,10 +37,24 @@ Annotations = Annotated[dict[LabelName, LongText], Field(max_length=MAX_LABELS)]
 Status = Literal["firing", "resolved"]
 
 
+#: Timestamps an alert may carry (Alertmanager's zero time aside, see Alert._ends). Anything
+#: outside is refused with a 400 naming the field: such a date cannot describe a restart, and
+#: datetime arithmetic on it (an investigation window, a freshness check) would overflow.
+EARLIEST = datetime(1970, 1, 2, tzinfo=UTC)
+LATEST = datetime(9000, 1, 1, tzinfo=UTC)
+
+
 def _utc(value: datetime) -> datetime:
     if value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)
+        value = value.replace(tzinfo=UTC)
+    try:
+        value = value.astimezone(UTC)
+    except (OverflowError, ValueError):
+        # "0001-01-01T00:00:00+01:00" is year 0 in UTC: not representable.
+        raise ValueError("timestamp out of range (1970-01-02 .. 9000-01-01 UTC)") from None
+    if not EARLIEST <= value < LATEST:
+        raise ValueError("timestamp out of range (1970-01-02 .. 9000-01-01 UTC)")
+    return value
 
 
 class _Tolerant(BaseModel):
@@ -69,7 +83,8 @@ class Alert(_Tolerant):
     @field_validator("endsAt")
     @classmethod
     def _ends(cls, value: datetime | None) -> datetime | None:
-        # Alertmanager's zero time ("0001-01-01T00:00:00Z") means "not ended".
+        # Alertmanager's zero time ("0001-01-01T00:00:00Z") means "not ended"; any other date
+        # before 1970 is nonsense, treated the same way (an end time is never acted on).
         if value is None or value.year < 1970:
             return None
         return _utc(value)

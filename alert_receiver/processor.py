@@ -30,20 +30,32 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from alert_receiver import messages
+from alert_receiver.caps import WorkCaps, flood_record
 from alert_receiver.escalation import EscalationContext, Escalator, alert_reason
 from alert_receiver.findings import (
+    MATCH_SLACK,
     Classifier,
     ContextReader,
     Finding,
     finding_for,
     investigate_alert,
+    restart_at_label,
     unhandled_window,
 )
-from alert_receiver.incident_files import append_fix_history, render_report, report_path, write_report
+from alert_receiver.incident_files import (
+    append_fix_history,
+    delete_reports,
+    render_report,
+    report_path,
+    rotate_fix_history,
+    write_report,
+)
+from alert_receiver.lease import LeaseKeeper
 from alert_receiver.outbox import Outbox
 from alert_receiver.payload import Alert, Notification
 from alert_receiver.remediation import NONE, Outcome, RemediationEngine
-from alert_receiver.store import Store, lease_owner
+from alert_receiver.scope import local_hosts, scope_problem, span
+from alert_receiver.store import Store
 from restartguard.config import Settings
 from restartguard.errors import StateError
 from restartguard.systemctl import SystemctlError
@@ -53,6 +65,8 @@ log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 5
 PRUNE_EVERY = 3600.0
+#: Where handling one alert can fail (``restartguard_alerts_failed_total{stage}``).
+STAGES = ("validate", "record", "investigate", "remediate", "report", "notify", "escalate")
 # Processed notifications (their dedupe keys) are kept this long; per-alert state is kept for good,
 # so even a notification repeated after this still never acts twice on one firing.
 NOTIFICATION_RETENTION = 30 * 86400.0
@@ -84,34 +98,135 @@ class Processor:
         self.escalator = Escalator(settings, store, outbox, clock=clock, state_provider=self._unit_state)
         self.wake = threading.Event()
         self.errors = 0
+        self.stage = "record"
+        self.caps = WorkCaps(self.rs.alerts_per_notification_max, self.rs.alerts_per_minute_max)
+        self.hosts = local_hosts(self.rs.hosts)
 
     # -- queue ---------------------------------------------------------------------------------
     def process_pending(self, limit: int = 50) -> int:
-        """Handle queued notifications (oldest first); returns how many were finished."""
+        """Handle queued notifications (oldest first); returns how many were finished.
+
+        Every alert is handled on its own: one that fails is retried (up to MAX_ATTEMPTS) without
+        holding back the others, then kept as a dead letter, counted and reported once. Beyond the
+        per-notification and per-minute caps, alerts are recorded in one flood incident instead
+        of being investigated one by one."""
         done = 0
         for queued in self.store.pending(limit):
-            attempts = self.store.mark_attempt(queued.id)
+            self.store.mark_attempt(queued.id)
             try:
                 notification = Notification.model_validate_json(queued.body)
-                for alert in notification.alerts:
-                    self.handle_alert(queued.id, alert)
-            except Exception as exc:
+            except Exception as exc:  # a stored body this version no longer accepts: keep it, flag it
                 self.errors += 1
-                log.exception("processing notification %d failed (attempt %d)", queued.id, attempts)
-                if attempts >= MAX_ATTEMPTS:
-                    self.store.finish_notification(
-                        queued.id, self.clock(), error=f"{type(exc).__name__}: {exc}"[:500]
-                    )
+                log.exception("queued notification %d does not validate: kept as a dead letter", queued.id)
+                self.store.finish_notification(queued.id, self.clock(), error=f"validate: {exc}"[:500])
+                self.store.count_failed("validate")
+                self.outbox.enqueue(
+                    messages.notification_failed(
+                        self.rs.language,
+                        service=self.settings.service_name,
+                        notification_id=queued.id,
+                        error=f"{type(exc).__name__}: {str(exc)[:400]}",
+                    ),
+                    dedupe_key=f"failed-notification:{queued.id}",
+                )
                 continue
+            individual, flooded = self._split(notification)
+            if flooded:
+                self._record_flood(queued.id, flooded)
+            unfinished = sum(0 if self._handle_isolated(queued.id, a) else 1 for a in individual)
+            if unfinished:
+                continue  # retried on the next pass; the alerts done are not handled again
             self.store.finish_notification(queued.id, self.clock())
             done += 1
         return done
+
+    def _split(self, notification: Notification) -> tuple[list[Alert], list[Alert]]:
+        pending = [a for a in notification.alerts if not self.store.alert_done(a.key)]
+        return self.caps.split(pending, time.monotonic())
+
+    def _record_flood(self, notification_id: int, alerts: list[Alert]) -> None:
+        by_name: dict[str, int] = {}
+        for a in alerts:
+            by_name[a.alertname] = by_name.get(a.alertname, 0) + 1
+        incident_id, _ = self.store.upsert_incident(
+            f"flood:{notification_id}:{alerts[0].key[:12]}",
+            now=self.clock(),
+            alertname="(flood)",
+            cause="",
+            cause_source="none",
+            restart_at=None,
+            signature=None,
+            data=flood_record(alerts),
+        )
+        self.store.record_alerts_done(
+            [(a.key, a.alertname, a.status) for a in alerts], notification_id, self.clock(), stage="flood"
+        )
+        self.outbox.enqueue(
+            messages.flood_summary(
+                self.rs.language,
+                service=self.settings.service_name,
+                count=len(alerts),
+                by_name=by_name,
+                per_notification=self.rs.alerts_per_notification_max,
+                per_minute=self.rs.alerts_per_minute_max,
+            ),
+            dedupe_key=f"flood:{notification_id}:{alerts[0].key[:12]}",
+        )
+        log.warning(
+            "alert flood: %d alert(s) of notification %d recorded only (incident %d)",
+            len(alerts),
+            notification_id,
+            incident_id,
+        )
+
+    def _handle_isolated(self, notification_id: int, alert: Alert) -> bool:
+        """Handle one alert; True when it is finished (handled, or given up as a dead letter)."""
+        self.stage = "record"
+        try:
+            self.handle_alert(notification_id, alert)
+            return True
+        except Exception as exc:
+            self.errors += 1
+            stage, error = self.stage, f"{type(exc).__name__}: {str(exc)[:400]}"
+            log.exception("handling alert %s (%s) failed at %s", alert.alertname, alert.key, stage)
+            try:
+                attempts = self.store.alert_attempt_failed(
+                    alert.key,
+                    notification_id,
+                    alert.alertname,
+                    alert.status,
+                    now=self.clock(),
+                    stage=stage,
+                    error=error,
+                )
+                if attempts < MAX_ATTEMPTS:
+                    return False
+                if self.store.dead_letter_alert(alert.key, self.clock(), stage):
+                    self.outbox.enqueue(
+                        messages.alert_failed(
+                            self.rs.language,
+                            service=self.settings.service_name,
+                            alert=alert,
+                            stage=stage,
+                            attempts=attempts,
+                            error=error,
+                        ),
+                        dedupe_key=f"failed:{alert.key}",
+                    )
+                return True
+            except (StateError, sqlite3.Error):
+                log.exception("could not record the failure of alert %s: retried later", alert.key)
+                return False
 
     def handle_alert(self, notification_id: int, alert: Alert) -> None:
         if self.store.alert_done(alert.key):
             return  # this firing (or resolution) of this alert was handled already
         self.store.begin_alert(alert.key, notification_id, alert.alertname, alert.status, self.clock())
-        if not alert.firing:
+        why = self._not_acting(alert) if alert.firing and self._is_restart_alert(alert) else None
+        if why is not None:
+            self._record_not_acted(alert, why)
+        elif not alert.firing:
+            self.stage = "notify"
             self._resolved(alert)
             if self._is_restart_alert(alert):
                 self._restart_alert(alert)  # records restarts it covered; never acts
@@ -120,6 +235,52 @@ class Processor:
         else:
             self._other_alert(alert)
         self.store.finish_alert(alert.key, self.clock())
+
+    # -- scope and freshness -------------------------------------------------------------------
+    def scope_problem(self, alert: Alert) -> tuple[str, str, str] | None:
+        return scope_problem(
+            alert,
+            unit=self.settings.unit,
+            service=self.settings.service_name,
+            instances=self.rs.instances,
+            hosts=self.hosts,
+        )
+
+    def _not_acting(self, alert: Alert) -> str | None:
+        """Why a firing restart alert is recorded only: another host/unit, a stale or future start."""
+        lang = self.rs.language
+        scope = self.scope_problem(alert)
+        if scope is not None:
+            label, value, expected = scope
+            return messages.t(lang, "why_scope", label=label, value=value[:100], expected=expected[:200])
+        now = datetime.fromtimestamp(self.clock(), UTC)
+        # The restart the alert names (restart_at label), else when the alert started.
+        age = (now - (restart_at_label(alert) or alert.startsAt)).total_seconds()
+        if age > self.rs.act_freshness_seconds:
+            return messages.t(lang, "why_stale", age=span(age), window=span(self.rs.act_freshness_seconds))
+        if -age > MATCH_SLACK.total_seconds():
+            return messages.t(lang, "why_future", starts=alert.startsAt.isoformat())
+        return None
+
+    def _record_not_acted(self, alert: Alert, why: str) -> None:
+        self.stage = "record"
+        finding = Finding(restart=None, cause=alert.label("cause")[:64], cause_source="none")
+        incident_id, _ = self.store.upsert_incident(
+            f"alert:{alert.key}",
+            now=self.clock(),
+            alertname=alert.alertname,
+            cause="",
+            cause_source="none",
+            restart_at=None,
+            signature=None,
+            data={"alert": _alert_json(alert), "finding": finding.to_json(), "not_acted": why},
+        )
+        self.stage = "notify"
+        self.outbox.enqueue(
+            messages.not_acted(self.rs.language, service=self.settings.service_name, alert=alert, why=why),
+            dedupe_key=f"not_acted:{alert.key}",
+        )
+        log.info("alert %s recorded, not acted on (incident %d): %s", alert.alertname, incident_id, why)
 
     def _is_restart_alert(self, alert: Alert) -> bool:
         return alert.alertname in self.rs.restart_alerts or bool(alert.label("cause"))
@@ -173,6 +334,7 @@ class Processor:
         firing, with no new notification, while more restarts happen) are recorded and reported,
         without a fix (only the alert's own restart is remediated; a resolved alert never is)."""
         now = datetime.fromtimestamp(self.clock(), UTC)
+        self.stage = "investigate"
         finding = investigate_alert(
             self.settings, alert, now, classifier=self.classifier, context=self.context
         )
@@ -191,9 +353,18 @@ class Processor:
             self._incident(alert, finding, remediate=True)
 
     def _incident(self, alert: Alert, finding: Finding, *, remediate: bool) -> None:
+        self.stage = "record"
         now = self.clock()
         r = finding.restart
-        incident_key = f"restart:{r.at.isoformat()}" if r is not None else f"alert:{alert.key}"
+        # Alerts about one restart share its incident: by the restart the logs show, else (not in
+        # the logs) by service and the restart_at label or the minute the alert started (e.g. TraderRestarted and
+        # TraderRestartStorm, or a thousand copies of one alert with different labels).
+        if r is not None:
+            incident_key = f"restart:{r.at.isoformat()}"
+        else:
+            named = restart_at_label(alert)
+            when = f"{named:%Y-%m-%dT%H:%M:%S}" if named is not None else f"{alert.startsAt:%Y-%m-%dT%H:%M}"
+            incident_key = f"unconfirmed:{alert.label('service')[:100]}:{when}"
         signature = r.traceback.signature if r is not None and r.traceback is not None else None
         incident_id, _created = self.store.upsert_incident(
             incident_key,
@@ -206,7 +377,9 @@ class Processor:
             data={"alert": _alert_json(alert), "finding": finding.to_json()},
         )
         path = str(report_path(self.rs.state_dir, incident_id))
+        self.stage = "report"
         self._write_report(incident_id, alert, finding, None)
+        self.stage = "notify"
         sig_count = self.store.signature_counts().get(signature, 0) if signature else 0
         lang = self.rs.language
         service = self.settings.service_name
@@ -223,8 +396,12 @@ class Processor:
             dedupe_key=f"incident:{incident_id}",
         )
 
+        self.stage = "remediate"
+        stale = r is not None and now - r.at.timestamp() > self.rs.act_freshness_seconds
         if not remediate:
             outcome = Outcome(cause=finding.cause, outcome=NONE, reason="recorded_only")
+        elif stale:
+            outcome = Outcome(cause=finding.cause, outcome=NONE, reason="stale")
         elif finding.actionable:
             outcome = self.engine.remediate(
                 finding.cause,
@@ -255,6 +432,7 @@ class Processor:
         if from_alert is not None:
             reasons.append((from_alert, True))
         if reasons:
+            self.stage = "escalate"
             self.escalator.escalate(
                 reasons,
                 incident_key,
@@ -274,6 +452,7 @@ class Processor:
                 incident_id=incident_id,
             )
 
+        self.stage = "report"
         self.store.update_incident(
             incident_id,
             self.clock(),
@@ -344,6 +523,20 @@ class Processor:
         write_report(path, text)
         self.store.update_incident(incident_id, self.clock(), report_path=str(path))
 
+    def prune(self, now: float) -> None:
+        """Retention: notifications after 30 days; incidents, runs, escalations, alert state and
+        reports after ``receiver.retention_days``; the fix history rotated, old rotations deleted.
+        Alert state older than the freshness window can never act again, so dropping it after
+        the retention cannot make a replayed alert act twice."""
+        keep = self.rs.retention_days * 86400.0
+        reports = self.store.prune(now - NOTIFICATION_RETENTION, records_before=now - keep)
+        removed = delete_reports(self.rs.state_dir, reports)
+        rotated = rotate_fix_history(self.rs.state_dir / "fix-history.md", now=now, retention_seconds=keep)
+        if reports or rotated:
+            log.info(
+                "retention: %d incident report(s), %d fix-history file(s) removed", removed, len(rotated)
+            )
+
     # -- worker loop ---------------------------------------------------------------------------
     def run(self, stop: threading.Event) -> None:
         """Process while holding the lease; deliver the outbox from the lease holder only."""
@@ -369,7 +562,7 @@ class Processor:
                         self.process_pending()
                         if time.monotonic() - last_prune > PRUNE_EVERY:
                             last_prune = time.monotonic()
-                            self.store.prune(time.time() - NOTIFICATION_RETENTION)
+                            self.prune(self.clock())
                     except (StateError, sqlite3.Error):
                         log.exception("the receiver queue could not be read")
                     except Exception:
@@ -387,48 +580,6 @@ class Processor:
             if outbox_thread is not None:
                 outbox_thread.join(timeout=15)
             keeper.stop()
-
-
-class LeaseKeeper:
-    """Holds (and renews, from its own thread) an SQLite lease while this process is alive."""
-
-    def __init__(self, store: Store, name: str, duration: float) -> None:
-        self.store = store
-        self.name = name
-        self.duration = duration
-        self.owner = lease_owner()
-        self._held = False
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="restartguard-lease", daemon=True)
-
-    @property
-    def held(self) -> bool:
-        return self._held
-
-    def start(self) -> None:
-        self._renew()
-        self._thread.start()
-
-    def _renew(self) -> None:
-        try:
-            self._held = self.store.try_lease(self.name, self.owner, time.time(), self.duration)
-        except (StateError, sqlite3.Error):
-            log.exception("lease renewal failed")
-            self._held = False
-
-    def _loop(self) -> None:
-        while not self._stop.wait(max(self.duration / 4, 0.2)):
-            self._renew()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-        if self._held:
-            try:
-                self.store.release_lease(self.name, self.owner)
-            except (StateError, sqlite3.Error):
-                log.warning("could not release the processing lease")
-            self._held = False
 
 
 def _alert_json(alert: Alert) -> dict[str, Any]:

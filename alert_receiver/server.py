@@ -1,7 +1,10 @@
 """Serving the receiver under gunicorn (``restartguard receiver``).
 
-``serve()`` runs gunicorn's arbiter with ``receiver.workers`` sync worker processes (default 2)
-bound to ``receiver.listen`` (default 127.0.0.1:9817). The app is built in each worker after the
+``serve()`` runs gunicorn's arbiter with ``receiver.workers`` worker processes (default 2) of
+``receiver.threads`` request threads each (gthread, default 64) bound to ``receiver.listen``
+(default 127.0.0.1:9817). With gthread, a worker's main thread (its heartbeat to the arbiter)
+never serves a request, so a slow or stuck client can hold one request thread but never get the
+worker killed, and the processing thread is never a request thread. The app is built in each worker after the
 fork (no preload: SQLite connections never cross a fork). Every worker accepts webhooks; the
 queue and the Discord outbox are worked by exactly one processing thread at a time, the holder
 of the SQLite lease (see :mod:`alert_receiver.processor` and docs/receiver.md).
@@ -129,7 +132,10 @@ def serve(
     options: dict[str, Any] = {
         "bind": [bind],
         "workers": rs.workers,
-        "worker_class": "sync",
+        "worker_class": "gthread",
+        "threads": rs.threads,
+        # Connections per worker: the threads plus idle keep-alive connections in the poller.
+        "worker_connections": rs.threads * 4,
         "timeout": 60,
         "graceful_timeout": 30,
         "keepalive": 5,

@@ -26,84 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from alert_receiver.store_schema import ADDED_COLUMNS, SCHEMA
 from restartguard.errors import StateError
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS notifications (
-    id INTEGER PRIMARY KEY,
-    dedupe_key TEXT NOT NULL UNIQUE,
-    received_at REAL NOT NULL,
-    body TEXT NOT NULL,
-    status TEXT NOT NULL DEFAULT 'pending',
-    attempts INTEGER NOT NULL DEFAULT 0,
-    processed_at REAL,
-    error TEXT
-);
-CREATE INDEX IF NOT EXISTS notifications_pending ON notifications(status, id);
-CREATE TABLE IF NOT EXISTS counters (
-    metric TEXT NOT NULL,
-    label TEXT NOT NULL,
-    value INTEGER NOT NULL DEFAULT 0,
-    PRIMARY KEY (metric, label)
-);
-CREATE TABLE IF NOT EXISTS alert_state (
-    alert_key TEXT PRIMARY KEY,
-    notification_id INTEGER,
-    alertname TEXT NOT NULL,
-    status TEXT NOT NULL,
-    started_at REAL NOT NULL,
-    done_at REAL
-);
-CREATE TABLE IF NOT EXISTS incidents (
-    id INTEGER PRIMARY KEY,
-    incident_key TEXT NOT NULL UNIQUE,
-    created_at REAL NOT NULL,
-    updated_at REAL NOT NULL,
-    alertname TEXT NOT NULL,
-    cause TEXT NOT NULL,
-    cause_source TEXT NOT NULL,
-    restart_at TEXT,
-    signature TEXT,
-    report_path TEXT,
-    history_written INTEGER NOT NULL DEFAULT 0,
-    data TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS remediation_runs (
-    id INTEGER PRIMARY KEY,
-    run_key TEXT NOT NULL UNIQUE,
-    incident_id INTEGER,
-    cause TEXT NOT NULL,
-    started_at REAL NOT NULL,
-    finished_at REAL,
-    outcome TEXT NOT NULL,
-    reason TEXT,
-    data TEXT
-);
-CREATE INDEX IF NOT EXISTS remediation_runs_cause ON remediation_runs(cause, started_at);
-CREATE TABLE IF NOT EXISTS remediation_actions (
-    id INTEGER PRIMARY KEY,
-    run_id INTEGER NOT NULL,
-    action TEXT NOT NULL,
-    result TEXT NOT NULL,
-    detail TEXT NOT NULL DEFAULT '',
-    at REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS escalations (
-    id INTEGER PRIMARY KEY,
-    reason TEXT NOT NULL,
-    subject TEXT NOT NULL,
-    at REAL NOT NULL,
-    sent INTEGER NOT NULL,
-    incident_id INTEGER,
-    data TEXT,
-    UNIQUE (reason, subject)
-);
-CREATE TABLE IF NOT EXISTS lease (
-    name TEXT PRIMARY KEY,
-    owner TEXT NOT NULL,
-    expires_at REAL NOT NULL
-);
-"""
 
 # Outcomes of a remediation run that count as "acted" for cooldowns and the daily budget.
 ACTED_OUTCOMES = ("running", "success", "failed", "interrupted")
@@ -123,9 +47,32 @@ class Store:
         self._pid = os.getpid()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._conn().executescript(SCHEMA)
+            self._setup()
         except (OSError, sqlite3.Error) as exc:
             raise StateError(f"cannot open the receiver database {self.path}: {exc}") from exc
+
+    def _setup(self) -> None:
+        """Schema, added columns, and ``auto_vacuum=incremental`` (set before the first table; a
+        database created without it is converted once by a VACUUM) so that pruning gives space back."""
+        conn = self._conn()
+        with self.write() as db:
+            fresh = db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] == 0
+        if fresh:
+            conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
+        conn.executescript(SCHEMA)
+        with self.write() as db:
+            for table, column, decl in ADDED_COLUMNS:
+                have = {r["name"] for r in db.execute(f"PRAGMA table_info({table})")}
+                if column not in have:
+                    db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {decl}")
+        if int(conn.execute("PRAGMA auto_vacuum").fetchone()[0]) != 2:
+            fd = self._lock_fd()
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
+                conn.execute("VACUUM")
+            finally:
+                fcntl.flock(fd, fcntl.LOCK_UN)
 
     # -- connections -------------------------------------------------------------------------
     def _conn(self) -> sqlite3.Connection:
@@ -230,10 +177,42 @@ class Store:
         )
         return int(row["n"])
 
-    def prune(self, before: float) -> None:
-        """Forget processed notifications (their dedupe keys) older than ``before``."""
+    def prune(self, before: float, *, records_before: float | None = None) -> list[str]:
+        """Forget processed notifications (their dedupe keys) older than ``before`` and, with
+        ``records_before``, incidents, their runs and escalations, and per-alert state older than
+        that; give the freed pages back to the file system. Returns the report paths of the
+        incidents removed (the caller deletes the files). Counters are kept (they are monotonic)."""
+        reports: list[str] = []
         with self.write() as db:
             db.execute("DELETE FROM notifications WHERE status != 'pending' AND received_at < ?", (before,))
+            if records_before is not None:
+                old = db.execute(
+                    "SELECT id, report_path FROM incidents WHERE updated_at < ?", (records_before,)
+                ).fetchall()
+                reports = [str(r["report_path"]) for r in old if r["report_path"]]
+                db.execute(
+                    "DELETE FROM remediation_actions WHERE run_id IN"
+                    " (SELECT id FROM remediation_runs WHERE coalesce(finished_at, started_at) < ?)",
+                    (records_before,),
+                )
+                db.execute(
+                    "DELETE FROM remediation_runs WHERE coalesce(finished_at, started_at) < ?",
+                    (records_before,),
+                )
+                db.execute("DELETE FROM escalations WHERE at < ?", (records_before,))
+                db.execute("DELETE FROM incidents WHERE updated_at < ?", (records_before,))
+                db.execute(
+                    "DELETE FROM alert_state WHERE coalesce(done_at, started_at) < ?", (records_before,)
+                )
+        fd = self._lock_fd()
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            # executescript steps the pragma to the end (execute() would free one page per call).
+            self.read().executescript("PRAGMA incremental_vacuum;")
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+        self.read().execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+        return reports
 
     # -- per-alert state ---------------------------------------------------------------------
     def alert_done(self, alert_key: str) -> bool:
@@ -257,6 +236,78 @@ class Store:
     def finish_alert(self, alert_key: str, now: float) -> None:
         with self.write() as db:
             db.execute("UPDATE alert_state SET done_at = ? WHERE alert_key = ?", (now, alert_key))
+
+    def alert_attempt_failed(
+        self,
+        alert_key: str,
+        notification_id: int,
+        alertname: str,
+        status: str,
+        *,
+        now: float,
+        stage: str,
+        error: str,
+    ) -> int:
+        """Record a failed attempt at one alert; returns how many attempts failed so far."""
+        with self.write() as db:
+            db.execute(
+                "INSERT INTO alert_state(alert_key, notification_id, alertname, status, started_at)"
+                " VALUES (?, ?, ?, ?, ?) ON CONFLICT(alert_key) DO NOTHING",
+                (alert_key, notification_id, alertname, status, now),
+            )
+            db.execute(
+                "UPDATE alert_state SET attempts = attempts + 1, stage = ?, error = ? WHERE alert_key = ?",
+                (stage, error[:500], alert_key),
+            )
+            row = db.execute("SELECT attempts FROM alert_state WHERE alert_key = ?", (alert_key,)).fetchone()
+            return int(row["attempts"])
+
+    def dead_letter_alert(self, alert_key: str, now: float, stage: str) -> bool:
+        """Give up on one alert: it is kept as a dead letter (``failed = 1``, its stage and error)
+        and counted in ``alerts_failed{stage}``. Returns False if it was finished already."""
+        with self.write() as db:
+            cur = db.execute(
+                "UPDATE alert_state SET done_at = ?, failed = 1, stage = ? WHERE alert_key = ? AND done_at IS NULL",
+                (now, stage, alert_key),
+            )
+            if cur.rowcount:
+                _bump(db, "alerts_failed", stage, 1)
+            return bool(cur.rowcount)
+
+    def record_alerts_done(
+        self, alerts: list[tuple[str, str, str]], notification_id: int, now: float, *, stage: str
+    ) -> None:
+        """Mark many alerts (key, alertname, status) handled at once (recorded in bulk, e.g. a flood)."""
+        with self.write() as db:
+            db.executemany(
+                "INSERT INTO alert_state(alert_key, notification_id, alertname, status, started_at, done_at, stage)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(alert_key) DO UPDATE SET"
+                " done_at = coalesce(alert_state.done_at, excluded.done_at), stage = excluded.stage",
+                [(k, notification_id, n, s, now, now, stage) for k, n, s in alerts],
+            )
+
+    def count_failed(self, stage: str, n: int = 1) -> None:
+        with self.write() as db:
+            _bump(db, "alerts_failed", stage, n)
+
+    def dead_letters(self) -> list[dict[str, Any]]:
+        rows = (
+            self.read()
+            .execute(
+                "SELECT alert_key, notification_id, alertname, status, stage, error, attempts, done_at"
+                " FROM alert_state WHERE failed = 1 ORDER BY done_at"
+            )
+            .fetchall()
+        )
+        return [dict(r) for r in rows]
+
+    def alert_attempts(self, alert_key: str) -> int:
+        row = (
+            self.read()
+            .execute("SELECT attempts FROM alert_state WHERE alert_key = ?", (alert_key,))
+            .fetchone()
+        )
+        return 0 if row is None else int(row["attempts"])
 
     # -- incidents ---------------------------------------------------------------------------
     def upsert_incident(

@@ -22,6 +22,7 @@ from restartguard.systemd_values import (
     SHOW_PROPERTY,
     Dropin,
     format_value,
+    is_unlimited,
     parse_bytes,
     parse_seconds,
     parse_value,
@@ -142,11 +143,10 @@ def _plan_dropin(
         return Planned(action, name, path, shown, action.value, expected=action.value)
 
     assert action.step is not None and action.cap is not None
-    if key in dropin.settings:
-        current = parse_value(key, dropin.settings[key])
-    else:
-        current = parse_value(key, current_show(SHOW_PROPERTY[key]))
-    if current is None and action.default is not None:
+    raw = dropin.settings[key] if key in dropin.settings else current_show(SHOW_PROPERTY[key])
+    current = parse_value(key, raw)
+    if current is None and action.default is not None and not is_unlimited(raw):
+        # "infinity" is more than any step could give: the default is only for a value not shown.
         current = parse_value(key, action.default)
     if current is None:
         return Planned(action, key, path, "infinity", None, skip="no limit in effect: nothing to relax")

@@ -80,6 +80,16 @@ INVESTIGATE_LOOKBACK_SECONDS: Final = 24 * 3600
 #: An alert is about a restart seen at most this long after its startsAt.
 RESTART_MATCH_SLACK_SECONDS: Final = 10 * 60
 
+# --- the receiver under load or attack ----------------------------------------------------------
+#: Fixes run only for a restart at most this old (older alerts: replays, backlogs) — recorded only.
+ACT_FRESHNESS_SECONDS: Final = 3600
+#: Alerts of one notification handled one by one; the rest are recorded and summarised.
+ALERTS_PER_NOTIFICATION_MAX: Final = 20
+#: Alerts handled one by one per minute; beyond it they are recorded and summarised.
+ALERTS_PER_MINUTE_MAX: Final = 60
+#: Incidents, alert state, reports and the fix history are kept this long.
+RETENTION_DAYS: Final = 90
+
 
 def error_budget() -> float:
     """The SLO's error budget as a ratio (0.001 for 99.9 %)."""

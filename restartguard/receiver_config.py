@@ -321,6 +321,9 @@ class ReceiverSettings(_Strict):
     # HTTP
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024, le=64 * 1024 * 1024)
     workers: int = Field(default=2, ge=1, le=16)
+    #: Request threads per worker (gunicorn gthread). A slow client holds one thread while it
+    #: sends; idle connections wait in the worker's poller, not in a thread.
+    threads: int = Field(default=64, ge=2, le=256)
 
     # Remediation. The receiver plans and asks; the actuator (`restartguard apply`, root, started
     # by systemd per request) re-validates with this same file and is the only one that writes.
@@ -349,6 +352,22 @@ class ReceiverSettings(_Strict):
     )
     restart_match_seconds: float = Field(default=3600.0, gt=0, le=86400)
     log_lines: int = Field(default=50, ge=1, le=500)
+
+    # Scope and freshness: fixes run only for fresh alerts about this host and unit
+    #: Host names this receiver answers for (matched against an alert's instance/host/hostname/
+    #: nodename labels; default: this machine's name and the loopback names).
+    hosts: list[str] = Field(default_factory=list, max_length=32)
+    #: Prometheus ``instance`` label values of this host's exporter (exact, e.g. "bot1:9816").
+    instances: list[str] = Field(default_factory=list, max_length=32)
+    #: (A replay of recorded sample incidents, as in the tests, needs a long window: up to 10 years.)
+    act_freshness_seconds: float = Field(default=float(policy.ACT_FRESHNESS_SECONDS), gt=0, le=3650 * 86400)
+
+    # Fan-out bounds
+    alerts_per_notification_max: int = Field(default=policy.ALERTS_PER_NOTIFICATION_MAX, ge=1, le=1000)
+    alerts_per_minute_max: int = Field(default=policy.ALERTS_PER_MINUTE_MAX, ge=1, le=10000)
+
+    # Retention
+    retention_days: int = Field(default=policy.RETENTION_DAYS, ge=1, le=3650)
 
     # Escalation
     escalation_repeat_seconds: float = Field(default=3600.0, ge=0, le=7 * 86400)

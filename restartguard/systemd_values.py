@@ -108,6 +108,12 @@ def format_seconds(value: float) -> str:
     return f"{round(value * 1000)}ms"
 
 
+def is_unlimited(text: str) -> bool:
+    """``infinity`` (how systemd writes and shows "no limit"; older versions show 2^64-1 bytes)."""
+    value = text.strip().lower()
+    return value == "infinity" or value == str(2**64 - 1)
+
+
 def parse_value(key: str, text: str) -> float | None:
     """A numeric value of a memory/time key (bytes or seconds), or None when unset/unlimited."""
     if key in MEMORY_KEYS:

@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from alert_receiver.auth import load_webhook_url
-from alert_receiver.discord import DiscordTransport, safe_payload
+from alert_receiver.discord_payload import safe_payload
+from alert_receiver.discord_transport import DiscordTransport
 from restartguard import policy
 from restartguard.config import Settings, load_settings
 from restartguard.errors import RestartguardError, SourceError, UsageError

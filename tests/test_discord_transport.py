@@ -15,19 +15,21 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pytest_httpserver import HTTPServer
 
-from alert_receiver.discord import (
+from alert_receiver.discord_payload import (
     ELLIPSIS,
     FENCE,
     LIMITS,
     ZWSP,
-    DiscordError,
-    DiscordTransport,
-    PermanentDiscordError,
-    TransientDiscordError,
     safe_payload,
     split_content,
     text_length,
     truncate,
+)
+from alert_receiver.discord_transport import (
+    DiscordError,
+    DiscordTransport,
+    PermanentDiscordError,
+    TransientDiscordError,
 )
 from lab.fake_discord import FakeDiscord, Hang, RateLimited, Status, discord_fake, validate_payload
 

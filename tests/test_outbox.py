@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from alert_receiver.discord import DiscordTransport
+from alert_receiver.discord_transport import DiscordTransport
 from alert_receiver.outbox import Outbox
 from lab.fake_discord import FakeDiscord, Hang, Normal, RateLimited, Status, discord_fake
 from restartguard.errors import StateError
@@ -417,7 +417,7 @@ def test_database_file_is_private(db: Path, outbox: Outbox) -> None:
 _CHILD = """
 import sys, threading
 from pathlib import Path
-from alert_receiver.discord import DiscordTransport
+from alert_receiver.discord_transport import DiscordTransport
 from alert_receiver.outbox import Outbox
 
 db, url, n = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])

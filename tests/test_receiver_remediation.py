@@ -203,6 +203,25 @@ def test_systemd_kill_raises_timeout_stop(tmp_path: Path, fake_systemctl: FakeSy
     assert fake_systemctl.state["loaded"]["TimeoutStopUSec"] == "2min 30s"
 
 
+@pytest.mark.parametrize(("key", "cause"), [("TimeoutStopUSec", "systemd_kill"), ("MemoryMax", "oom")])
+def test_unlimited_is_never_tightened(
+    tmp_path: Path,
+    fake_systemctl: FakeSystemctl,  # noqa: F811
+    key: str,
+    cause: str,
+) -> None:
+    """``TimeoutStopSec=infinity`` (or MemoryMax=infinity) is more than any step: a playbook with a
+    ``default`` must not replace it by default + step (issue: infinity became 150 s)."""
+    fake_systemctl.set_base(**{key: "infinity"})
+    engine = engine_for(make_settings(tmp_path, fake_systemctl), FakeClock())
+    out = run(engine, cause, "restart:1")
+    assert fake_systemctl.state["loaded"][key] == "infinity"
+    name = "50-restartguard-timeout.conf" if cause == "systemd_kill" else "50-restartguard-memory.conf"
+    dropin = fake_systemctl.dropin(name)
+    assert not dropin.exists() or key.replace("USec", "Sec") not in Dropin.parse(dropin.read_text()).settings
+    assert any("no limit in effect" in (a.detail or "") for a in out.actions), out
+
+
 def test_exception_only_diagnoses(tmp_path: Path, fake_systemctl: FakeSystemctl) -> None:  # noqa: F811
     engine = engine_for(make_settings(tmp_path, fake_systemctl), FakeClock())
     out = engine.remediate(

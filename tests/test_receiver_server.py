@@ -133,6 +133,8 @@ def setup(tmp_path: Path, fake_systemctl: FakeSystemctl) -> Iterator[tuple[Path,
                     "poll_interval_seconds": 0.1,
                     "lease_seconds": 3,
                     "verify_timeout_seconds": 0,
+                    # The sample incident is from 2026-09: still "fresh" enough to act on.
+                    "act_freshness_seconds": 3650 * 86400,
                 },
             }
         )

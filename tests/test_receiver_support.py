@@ -17,7 +17,7 @@ import pytest
 from actuator.apply import Actuator
 from alert_receiver.actuation_client import SpoolClient
 from alert_receiver.app import ReceiverContext, create_app, receiver_context
-from alert_receiver.discord import DiscordTransport
+from alert_receiver.discord_transport import DiscordTransport
 from alert_receiver.outbox import Outbox
 from lab.fake_systemctl import FakeSystemctl
 from restartguard.config import Settings, settings_from_mapping
@@ -205,8 +205,8 @@ class Harness:
         data = raw if raw is not None else json.dumps(payload).encode()
         return self.client.post("/alerts", data=data, headers=hdrs, content_type="application/json")
 
-    def process(self) -> int:
-        return self.ctx.processor.process_pending()
+    def process(self, limit: int = 50) -> int:
+        return self.ctx.processor.process_pending(limit)
 
     def deliver(self) -> int:
         total = 0
