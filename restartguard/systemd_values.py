@@ -231,10 +231,10 @@ def check_service_name(name: str) -> str:
 
 def fixed_value_shown(key: str, expected: str, shown: str) -> bool:
     """Whether ``systemctl show`` reports the fixed value a drop-in set (``LimitCORE`` is shown in
-    bytes or ``infinity``; ``Environment`` as space-separated assignments)."""
+    bytes or ``infinity``, 2^64-1 by older versions; ``Environment`` as space-separated assignments)."""
     if key == "Environment":
         name, _, value = expected.partition("=")
         return environment_of_show(shown).get(name) == value
     if expected.strip().lower() == "infinity":
-        return shown.strip().lower() == "infinity"
+        return is_unlimited(shown)
     return parse_bytes(shown) == parse_bytes(expected)

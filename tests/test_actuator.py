@@ -45,7 +45,7 @@ from restartguard.actuation import (
 from restartguard.config import Settings
 from restartguard.receiver_config import DropinSet
 from restartguard.systemctl import SystemctlRunner
-from restartguard.systemd_values import Dropin
+from restartguard.systemd_values import Dropin, fixed_value_shown
 from restartguard.taxonomy import Cause
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -755,3 +755,23 @@ def test_faulthandler_dropin_is_refused_at_any_other_value(
     result = only_result(Actuator(faulthandler_settings, clock=FakeClock(), sleep=lambda s: None))
     assert (result.status, result.reason) == ("refused", reason), result
     assert fake_systemctl.mutating_calls() == [] and not fake_systemctl.dropin(FAULT_DROPIN).exists()
+
+
+@pytest.mark.parametrize(
+    ("key", "expected", "shown", "ok"),
+    [
+        ("LimitCORE", "512M", str(512 * 1024**2), True),  # systemctl show: bytes
+        ("LimitCORE", "512M", "512M", True),
+        ("LimitCORE", "512M", "0", False),
+        ("LimitCORE", "0", "0", True),
+        ("LimitCORE", "infinity", "infinity", True),
+        ("LimitCORE", "infinity", str(2**64 - 1), True),  # older systemd shows no limit this way
+        ("LimitCORE", "infinity", "0", False),
+        ("LimitCORE", "0", "infinity", False),
+        ("Environment", "PYTHONFAULTHANDLER=1", "MALLOC_ARENA_MAX=2 PYTHONFAULTHANDLER=1", True),
+        ("Environment", "PYTHONFAULTHANDLER=1", "PYTHONFAULTHANDLER=0", False),
+        ("Environment", "PYTHONFAULTHANDLER=1", "", False),
+    ],
+)
+def test_fixed_values_read_back_as_systemd_shows_them(key: str, expected: str, shown: str, ok: bool) -> None:
+    assert fixed_value_shown(key, expected, shown) is ok
