@@ -267,6 +267,23 @@ def test_fifo_request_is_refused_without_blocking(
     assert_nothing_changed(fake_systemctl, settings)
 
 
+def assert_change_refused(
+    settings: Settings,
+    actuator: Actuator,
+    fake: FakeSystemctl,
+    cause: str,
+    action: str,
+    value: str,
+    reason: str,
+) -> None:
+    """A request for one change is refused for `reason`, and nothing on the host changed."""
+    body = {"request_id": "req-00000001", "cause": cause, "changes": [{"action": action, "value": value}]}
+    spool(settings, "req-00000001.json", body)
+    result = only_result(actuator)
+    assert (result.status, result.reason) == ("refused", reason), result
+    assert_nothing_changed(fake, settings)
+
+
 @pytest.mark.parametrize(
     ("cause", "action", "value"),
     [
@@ -287,11 +304,7 @@ def test_action_outside_the_playbook_is_refused(
     action: str,
     value: str,
 ) -> None:
-    body = {"request_id": "req-00000001", "cause": cause, "changes": [{"action": action, "value": value}]}
-    spool(settings, "req-00000001.json", body)
-    result = only_result(actuator)
-    assert (result.status, result.reason) == ("refused", "unknown_action"), result
-    assert_nothing_changed(fake_systemctl, settings)
+    assert_change_refused(settings, actuator, fake_systemctl, cause, action, value, "unknown_action")
 
 
 @pytest.mark.parametrize(
@@ -316,11 +329,7 @@ def test_value_out_of_caps_is_refused(
     action: str,
     value: str,
 ) -> None:
-    body = {"request_id": "req-00000001", "cause": cause, "changes": [{"action": action, "value": value}]}
-    spool(settings, "req-00000001.json", body)
-    result = only_result(actuator)
-    assert (result.status, result.reason) == ("refused", "value_out_of_bounds"), result
-    assert_nothing_changed(fake_systemctl, settings)
+    assert_change_refused(settings, actuator, fake_systemctl, cause, action, value, "value_out_of_bounds")
 
 
 def test_value_within_caps_but_not_the_next_step_is_refused(
@@ -505,7 +514,10 @@ def test_unsafe_target_is_refused(
 
 def test_every_refusal_reason_is_tested() -> None:
     source = Path(__file__).read_text()
-    untested = [r for r in REFUSALS if f'"refused", "{r}")' not in source and f': {r}"' not in source]
+    tested = (
+        f'"refused", "{r}")' in source or f': {r}"' in source or f'value, "{r}")' in source for r in REFUSALS
+    )
+    untested = [r for r, seen in zip(REFUSALS, tested, strict=True) if not seen]
     assert untested == []
 
 

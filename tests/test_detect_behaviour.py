@@ -121,21 +121,22 @@ def test_handled_traceback_does_not_make_a_later_silent_death_an_exception(tmp_p
     assert r.last_check == 25
 
 
-def test_unhandled_wording_after_a_fatal_traceback_is_not_taken_for_handled(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("line", "level"),
+    [
+        # wording of a handled error, logged after the fatal traceback, is not taken for handled
+        pytest.param("Unhandled exception, exiting", "CRITICAL", id="unhandled-wording"),
+        # a failed order logged during shutdown does not hide the fatal exception
+        pytest.param("order failed: BTCUSDT cancel on shutdown code=40001", "WARNING", id="failed-order"),
+    ],
+)
+def test_line_logged_after_a_fatal_traceback_does_not_hide_the_exception(
+    tmp_path: Path, line: str, level: str
+) -> None:
     inc = running(5)
     inc.traceback(KEY_ERROR)
     inc.advance(0.1)
-    inc.log("Unhandled exception, exiting", "CRITICAL")
-    inc.exits(1)
-    inc.restart_by_systemd()
-    assert only(run(tmp_path, inc)).cause is Cause.EXCEPTION
-
-
-def test_failed_order_logged_during_shutdown_does_not_hide_the_fatal_exception(tmp_path: Path) -> None:
-    inc = running(5)
-    inc.traceback(KEY_ERROR)
-    inc.advance(0.1)
-    inc.log("order failed: BTCUSDT cancel on shutdown code=40001", "WARNING")
+    inc.log(line, level)
     inc.exits(1)
     inc.restart_by_systemd()
     assert only(run(tmp_path, inc)).cause is Cause.EXCEPTION
