@@ -50,7 +50,7 @@ import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypedDict, Unpack
 
 import psutil
 import requests
@@ -355,6 +355,13 @@ class Child:
         return self.proc.pid
 
 
+class _SourceCode(TypedDict, total=False):
+    """Where in systemd's source a message comes from (journal fields)."""
+
+    CODE_FILE: str
+    CODE_FUNC: str
+
+
 class Supervisor:
     def __init__(self, opts: SupervisorOptions) -> None:
         self.opts = opts
@@ -501,7 +508,7 @@ class Supervisor:
         )
         return job
 
-    def _job_done(self, verb: str, mid: str, job: str, job_type: str, **code: str) -> None:
+    def _job_done(self, verb: str, mid: str, job: str, job_type: str, **code: Unpack[_SourceCode]) -> None:
         """job.c's done message ("Started ….", "Stopped ….")."""
         self.journal.systemd(
             f"{verb} {self.unit} - {self.opts.description}.",
