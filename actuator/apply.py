@@ -240,34 +240,15 @@ class Actuator:
             for step in steps:
                 if isinstance(step, DaemonReload):
                     reloaded = True
-                    res = self.runner.daemon_reload()
-                    if not res.ok:
-                        raise _StepFailed(
-                            "daemon_reload", f"exit {res.returncode}: {res.stderr.strip()[:200]}"
-                        )
-                    records.append(
-                        StepRecord(
-                            action="daemon_reload",
-                            target=self.unit,
-                            result="success",
-                            detail="systemctl daemon-reload",
-                        )
-                    )
+                    action, res = "daemon_reload", self.runner.daemon_reload()
+                    detail = "systemctl daemon-reload"
                 else:
                     restarted = True
-                    res = self.runner.restart(self.unit)
-                    if not res.ok:
-                        raise _StepFailed(
-                            "restart_unit", f"exit {res.returncode}: {res.stderr.strip()[:200]}"
-                        )
-                    records.append(
-                        StepRecord(
-                            action="restart_unit",
-                            target=self.unit,
-                            result="success",
-                            detail=f"systemctl restart {self.unit}",
-                        )
-                    )
+                    action, res = "restart_unit", self.runner.restart(self.unit)
+                    detail = f"systemctl restart {self.unit}"
+                if not res.ok:
+                    raise _StepFailed(action, f"exit {res.returncode}: {res.stderr.strip()[:200]}")
+                records.append(StepRecord(action=action, target=self.unit, result="success", detail=detail))
             problem = self._verify(effective)
             if problem is not None:
                 failure = ("verify_failed", problem)

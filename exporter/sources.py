@@ -53,7 +53,36 @@ def _missing(follower: FileFollower, what: str) -> SourceError | None:
     return SourceError(f"{what} {path}: cannot be opened")
 
 
-class LogFileSource:
+class _FollowedFile:
+    """What the file-backed sources share: a :class:`FileFollower` whose position and the parser's
+    state are saved and restored together, and one way to read what is new."""
+
+    path: Path
+    follower: FileFollower
+    parser: Any
+
+    def state(self) -> dict[str, Any]:
+        pos = self.follower.position
+        return {"position": pos.to_json() if pos else None, "parser": self.parser.state()}
+
+    def restore(self, data: dict[str, Any]) -> None:
+        self.follower.position = Position.from_json(data.get("position"))
+        self.parser.restore(data.get("parser") or {})
+
+    def _read(self, what: str, *, must_exist: bool = False) -> bytes:
+        try:
+            data = self.follower.read()
+        except OSError as exc:
+            raise SourceError(f"{what} {self.path}: {exc.strerror or exc}") from exc
+        if must_exist and (missing := _missing(self.follower, what)) is not None:
+            raise missing
+        return data
+
+    def close(self) -> None:
+        self.follower.close()
+
+
+class LogFileSource(_FollowedFile):
     """The trader's own log file, followed across rotation."""
 
     name = "log"
@@ -76,22 +105,8 @@ class LogFileSource:
         kept; None: there are no other sources)."""
         self.scanner.set_boundaries(starts, until)
 
-    def state(self) -> dict[str, Any]:
-        pos = self.follower.position
-        return {"position": pos.to_json() if pos else None, "parser": self.parser.state()}
-
-    def restore(self, data: dict[str, Any]) -> None:
-        self.follower.position = Position.from_json(data.get("position"))
-        self.parser.restore(data.get("parser") or {})
-
     def poll(self) -> Batch:
-        try:
-            data = self.follower.read()
-        except OSError as exc:
-            raise SourceError(f"log {self.path}: {exc.strerror or exc}") from exc
-        missing = _missing(self.follower, "log")
-        if missing is not None:
-            raise missing
+        data = self._read("log", must_exist=True)
         batch = Batch(more=self.follower.more)
         if data:
             batch.records = data.count(b"\n")
@@ -107,11 +122,8 @@ class LogFileSource:
             batch.last_line_at = res.last_ts
         return batch
 
-    def close(self) -> None:
-        self.follower.close()
 
-
-class SyslogFileSource:
+class SyslogFileSource(_FollowedFile):
     """A syslog file (``/var/log/messages``, ``/var/log/syslog``): systemd's and the kernel's lines about
     the unit, followed across rotation. A traditional line's year is the current one (or the year
     before, for a December line read in January)."""
@@ -133,19 +145,8 @@ class SyslogFileSource:
         self.parser = SyslogParser(unit, tz, clock(), descriptions=set(descriptions), rules=rules)
         self.follower = FileFollower(self.path)
 
-    def state(self) -> dict[str, Any]:
-        pos = self.follower.position
-        return {"position": pos.to_json() if pos else None, "parser": self.parser.state()}
-
-    def restore(self, data: dict[str, Any]) -> None:
-        self.follower.position = Position.from_json(data.get("position"))
-        self.parser.restore(data.get("parser") or {})
-
     def poll(self) -> Batch:
-        try:
-            data = self.follower.read()
-        except OSError as exc:
-            raise SourceError(f"syslog {self.path}: {exc.strerror or exc}") from exc
+        data = self._read("syslog")
         batch = Batch(more=self.follower.more)
         self.parser.set_reference(self.clock())
         if data:
@@ -153,11 +154,8 @@ class SyslogFileSource:
         batch.signals.extend(self.parser.flush())
         return batch
 
-    def close(self) -> None:
-        self.follower.close()
 
-
-class JournalFileSource:
+class JournalFileSource(_FollowedFile):
     """A growing file of ``journalctl -o json`` lines (hosts without journald access, tests)."""
 
     name = "journal"
@@ -171,26 +169,14 @@ class JournalFileSource:
         self.first_at: datetime | None = None
 
     def state(self) -> dict[str, Any]:
-        pos = self.follower.position
-        return {
-            "position": pos.to_json() if pos else None,
-            "parser": self.parser.state(),
-            "first_at": self.first_at.isoformat() if self.first_at else None,
-        }
+        return {**super().state(), "first_at": self.first_at.isoformat() if self.first_at else None}
 
     def restore(self, data: dict[str, Any]) -> None:
-        self.follower.position = Position.from_json(data.get("position"))
-        self.parser.restore(data.get("parser") or {})
+        super().restore(data)
         self.first_at = datetime.fromisoformat(data["first_at"]) if data.get("first_at") else None
 
     def poll(self) -> Batch:
-        try:
-            data = self.follower.read()
-        except OSError as exc:
-            raise SourceError(f"journal file {self.path}: {exc.strerror or exc}") from exc
-        missing = _missing(self.follower, "journal file")
-        if missing is not None:
-            raise missing
+        data = self._read("journal file", must_exist=True)
         batch = self._feed(data.splitlines())
         batch.more = self.follower.more
         return batch
@@ -213,9 +199,6 @@ class JournalFileSource:
         if self.parser.last_stdout_at != before:
             batch.last_line_at = self.parser.last_stdout_at
         return batch
-
-    def close(self) -> None:
-        self.follower.close()
 
 
 class JournalctlSource(JournalFileSource):

@@ -50,7 +50,7 @@ import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypedDict, Unpack
 
 import psutil
 import requests
@@ -355,6 +355,13 @@ class Child:
         return self.proc.pid
 
 
+class _SourceCode(TypedDict, total=False):
+    """Where in systemd's source a message comes from (journal fields)."""
+
+    CODE_FILE: str
+    CODE_FUNC: str
+
+
 class Supervisor:
     def __init__(self, opts: SupervisorOptions) -> None:
         self.opts = opts
@@ -488,29 +495,43 @@ class Supervisor:
                 return True
         return False
 
-    def _start(self, *, job_type: str = "start") -> Child:
-        self._set_state("activating", "start")
-        desc = self.opts.description
+    def _job_begins(self, verb: str, mid: str, job_type: str) -> str:
+        """job.c's start message of a new job ("Starting …...", "Stopping …..."); the job's id."""
         job = self.journal.new_job()
         self.journal.systemd(
-            f"Starting {self.unit} - {desc}...",
-            MESSAGE_ID=MID_STARTING,
+            f"{verb} {self.unit} - {self.opts.description}...",
+            MESSAGE_ID=mid,
             JOB_ID=job,
             JOB_TYPE=job_type,
             CODE_FILE="src/core/job.c",
             CODE_FUNC="job_emit_start_message",
         )
+        return job
+
+    def _job_done(self, verb: str, mid: str, job: str, job_type: str, **code: Unpack[_SourceCode]) -> None:
+        """job.c's done message ("Started ….", "Stopped ….")."""
+        self.journal.systemd(
+            f"{verb} {self.unit} - {self.opts.description}.",
+            MESSAGE_ID=mid,
+            JOB_ID=job,
+            JOB_TYPE=job_type,
+            JOB_RESULT="done",
+            **code,
+        )
+
+    def _start(self, *, job_type: str = "start") -> Child:
+        self._set_state("activating", "start")
+        job = self._job_begins("Starting", MID_STARTING, job_type)
         self.journal.invocation_id = uuid.uuid4().hex
         child = self._spawn()
         self.child = child
         atomic_write_text(self.opts.pidfile, f"{child.pid}\n")
         self.active_enter = time.time()
-        self.journal.systemd(
-            f"Started {self.unit} - {desc}.",
-            MESSAGE_ID=MID_STARTED,
-            JOB_ID=job,
-            JOB_TYPE=job_type,
-            JOB_RESULT="done",
+        self._job_done(
+            "Started",
+            MID_STARTED,
+            job,
+            job_type,
             CODE_FILE="src/core/job.c",
             CODE_FUNC="job_emit_done_message",
         )
@@ -575,14 +596,7 @@ class Supervisor:
             CODE_FILE="src/core/service.c",
             CODE_FUNC="service_enter_restart",
         )
-        job = self.journal.new_job()
-        self.journal.systemd(
-            f"Stopped {self.unit} - {self.opts.description}.",
-            MESSAGE_ID=MID_STOPPED,
-            JOB_ID=job,
-            JOB_TYPE="restart",
-            JOB_RESULT="done",
-        )
+        self._job_done("Stopped", MID_STOPPED, self.journal.new_job(), "restart")
         return self._start()
 
     def _unexpected_death(self, child: Child, *, result: str | None = None) -> None:
@@ -597,15 +611,7 @@ class Supervisor:
         """``systemctl stop/restart``: SIGTERM, then SIGKILL after the stop timeout.
         Returns True when the stop timed out (systemd_kill)."""
         self._set_state("deactivating", "stop-sigterm")
-        job = self.journal.new_job()
-        self.journal.systemd(
-            f"Stopping {self.unit} - {self.opts.description}...",
-            MESSAGE_ID=MID_STOPPING,
-            JOB_ID=job,
-            JOB_TYPE=job_type,
-            CODE_FILE="src/core/job.c",
-            CODE_FUNC="job_emit_start_message",
-        )
+        job = self._job_begins("Stopping", MID_STOPPING, job_type)
         if hang:
             self._tell(child, "hang-on-sigterm")
             self._wait_line(child, "hang armed", 2.0)
@@ -649,13 +655,7 @@ class Supervisor:
                 self._log_exit(child)
                 self._failed("exit-code")
         self._consumed(child)
-        self.journal.systemd(
-            f"Stopped {self.unit} - {self.opts.description}.",
-            MESSAGE_ID=MID_STOPPED,
-            JOB_ID=job,
-            JOB_TYPE=job_type,
-            JOB_RESULT="done",
-        )
+        self._job_done("Stopped", MID_STOPPED, job, job_type)
         self._set_state("inactive", "dead")
         return timed_out
 

@@ -693,7 +693,15 @@ class Stack:
                 and "Bot booting" in (p["trader_log"].read_text(encoding="utf-8", errors="replace"))
             )
 
-        wait_until("the simulated trader", up, timeout=self.opts.startup_timeout, watch=[self.trader])
+        self._await("the simulated trader", up, self.trader)
+
+    def _await(self, what: str, probe: Callable[[], T | None], *watch: ManagedProcess) -> T:
+        """wait_until with the stack's start-up timeout, failing early when a watched process dies."""
+        return wait_until(what, probe, timeout=self.opts.startup_timeout, watch=watch)
+
+    def _await_http(self, what: str, url: str, process: ManagedProcess) -> None:
+        """Wait until `url` answers 2xx (started by `process`)."""
+        self._await(what, lambda: _http_ok(url), process)
 
     def _restartguard(self, *args: str) -> list[str]:
         return [sys.executable, "-m", "restartguard_cli.main", *args]
@@ -715,15 +723,8 @@ class Stack:
             m = pattern.search(exporter.tail(200))
             return m.group(1) if m else None
 
-        self.exporter_addr = wait_until(
-            "the exporter's address", addr, timeout=self.opts.startup_timeout, watch=[exporter]
-        )
-        wait_until(
-            "the exporter's /metrics",
-            lambda: _http_ok(f"{self.exporter_url}/metrics"),
-            timeout=self.opts.startup_timeout,
-            watch=[exporter],
-        )
+        self.exporter_addr = self._await("the exporter's address", addr, exporter)
+        self._await_http("the exporter's /metrics", f"{self.exporter_url}/metrics", exporter)
 
     def start_actuator(self) -> None:
         """What restartguard-actuator.path does on a host: `restartguard apply` per spooled request
@@ -744,12 +745,7 @@ class Stack:
             unset=list(SECRET_ENV),
         )
         actuator = self.actuator
-        wait_until(
-            "the actuator's spool watcher",
-            lambda: "watching" in actuator.tail(20),
-            timeout=self.opts.startup_timeout,
-            watch=[actuator],
-        )
+        self._await("the actuator's spool watcher", lambda: "watching" in actuator.tail(20), actuator)
 
     def start_receiver(self) -> None:
         p = self.paths
@@ -775,15 +771,8 @@ class Stack:
             text = addr_file.read_text(encoding="utf-8").strip() if addr_file.is_file() else ""
             return text or None
 
-        self.receiver_addr = wait_until(
-            "the receiver's address", addr, timeout=self.opts.startup_timeout, watch=[receiver]
-        )
-        wait_until(
-            "the receiver's /healthz",
-            lambda: _http_ok(f"{self.receiver_url}/healthz"),
-            timeout=self.opts.startup_timeout,
-            watch=[receiver],
-        )
+        self.receiver_addr = self._await("the receiver's address", addr, receiver)
+        self._await_http("the receiver's /healthz", f"{self.receiver_url}/healthz", receiver)
 
     def alertmanager_config(self) -> dict[str, Any]:
         if not SHIPPED_ALERTMANAGER.is_file():
@@ -839,12 +828,7 @@ class Stack:
     def wait_alertmanagers(self) -> None:
         n = len(self.alertmanagers)
         for node in self.alertmanagers:
-            wait_until(
-                f"{node.process.name} /-/ready",
-                lambda node=node: _http_ok(f"{node.url}/-/ready"),  # type: ignore[misc]
-                timeout=self.opts.startup_timeout,
-                watch=[node.process],
-            )
+            self._await_http(f"{node.process.name} /-/ready", f"{node.url}/-/ready", node.process)
         if n > 1:
 
             def clustered() -> bool:
@@ -855,11 +839,8 @@ class Stack:
                         return False
                 return True
 
-            wait_until(
-                "the Alertmanager cluster to form",
-                clustered,
-                timeout=self.opts.startup_timeout,
-                watch=[a.process for a in self.alertmanagers],
+            self._await(
+                "the Alertmanager cluster to form", clustered, *(a.process for a in self.alertmanagers)
             )
 
     def start_prometheus(self, *, wait: bool = True) -> None:
@@ -897,24 +878,14 @@ class Stack:
     def wait_prometheus(self) -> None:
         assert self.prometheus is not None
         prom = self.prometheus
-        wait_until(
-            "Prometheus /-/ready",
-            lambda: _http_ok(f"{self.prometheus_url}/-/ready"),
-            timeout=self.opts.startup_timeout,
-            watch=[prom],
-        )
+        self._await_http("Prometheus /-/ready", f"{self.prometheus_url}/-/ready", prom)
 
         def scraped() -> bool:
             targets = requests.get(f"{self.prometheus_url}/api/v1/targets", timeout=2).json()["data"]
             health = {t["labels"].get("job"): t["health"] for t in targets["activeTargets"]}
             return health.get(EXPORTER_JOB) == "up" and health.get(RECEIVER_JOB) == "up"
 
-        wait_until(
-            "Prometheus to scrape the exporter and the receiver",
-            scraped,
-            timeout=self.opts.startup_timeout,
-            watch=[prom],
-        )
+        self._await("Prometheus to scrape the exporter and the receiver", scraped, prom)
 
     # -- addresses ----------------------------------------------------------------------------
     @property

@@ -47,6 +47,20 @@ def _examples(*lines: str) -> str:
     return "example" + ("s" if len(lines) > 1 else "") + ":\n" + "\n".join(f"  {line}" for line in lines)
 
 
+def _command(
+    sub: argparse._SubParsersAction[_Parser],
+    name: str,
+    *,
+    summary: str,
+    description: str,
+    examples: list[str],
+) -> argparse.ArgumentParser:
+    """A command that reads the configuration (--config FILE), with its usage examples."""
+    cmd = sub.add_parser(name, help=summary, description=description, epilog=_examples(*examples))
+    cmd.add_argument("--config", metavar="FILE", help=CONFIG_HELP)
+    return cmd
+
+
 def _add_sources(p: argparse.ArgumentParser, *, many_journals: bool = True) -> None:
     if many_journals:
         p.add_argument(
@@ -88,18 +102,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser, metavar="COMMAND")
 
-    inv = sub.add_parser(
+    inv = _command(
+        sub,
         "investigate",
-        help="investigate saved logs: restarts, causes, escalation",
+        summary="investigate saved logs: restarts, causes, escalation",
         description="Find every restart in saved logs, with its cause and evidence, and whether the "
         "policy escalates.\nInputs: --journal-json and/or --log (default: the configuration's sources).",
-        epilog=_examples(
+        examples=[
             "journalctl -u bitget-bot.service -o json --since -1d > journal.json",
             "restartguard investigate --journal-json journal.json --log /opt/trader/logs/trader-v2.log "
             "--log-tz Asia/Tokyo --json",
-        ),
+        ],
     )
-    inv.add_argument("--config", metavar="FILE", help=CONFIG_HELP)
     _add_sources(inv)
     inv.add_argument(
         "--since",
@@ -123,14 +137,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     inv.add_argument("--json", action="store_true", help="print one JSON object (default: a readable report)")
 
-    exp = sub.add_parser(
+    exp = _command(
+        sub,
         "exporter",
-        help="serve /metrics",
+        summary="serve /metrics",
         description="Follow the journal and the trader's log, count each restart once with its cause, "
         "and serve /metrics for Prometheus.",
-        epilog=_examples("restartguard exporter --config /etc/restartguard/restartguard.yml"),
+        examples=["restartguard exporter --config /etc/restartguard/restartguard.yml"],
     )
-    exp.add_argument("--config", metavar="FILE", help=CONFIG_HELP)
     exp.add_argument(
         "--listen",
         metavar="HOST:PORT",
@@ -150,18 +164,18 @@ def build_parser() -> argparse.ArgumentParser:
         f"{_DEFAULTS.exporter.state_dir})",
     )
 
-    rcv = sub.add_parser(
+    rcv = _command(
+        sub,
         "receiver",
-        help="serve the Alertmanager webhook receiver",
+        summary="serve the Alertmanager webhook receiver",
         description="Receive Alertmanager's webhooks: investigate, fix within bounds, report to Discord, "
         f"escalate.\nNeeds {TOKEN_ENV} or {TOKEN_FILE_ENV}; the Discord webhook URL comes from "
         f"{WEBHOOK_ENV} or {WEBHOOK_FILE_ENV}.",
-        epilog=_examples(
+        examples=[
             f"{TOKEN_FILE_ENV}={RECEIVER_TOKEN.path} restartguard receiver --config "
             "/etc/restartguard/restartguard.yml --dry-run"
-        ),
+        ],
     )
-    rcv.add_argument("--config", metavar="FILE", help=CONFIG_HELP)
     rcv.add_argument(
         "--listen",
         metavar="HOST:PORT",
@@ -196,14 +210,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="the root-owned configuration every request is checked against (required; no default)",
     )
 
-    diag = sub.add_parser(
+    diag = _command(
+        sub,
         "diagnose",
-        help="hourly self-check: exit 1 when there were unplanned restarts",
+        summary="hourly self-check: exit 1 when there were unplanned restarts",
         description="Look back --window over the configured sources (or the given files); exit 1 when "
         "there were unplanned restarts, 0 when there were none.",
-        epilog=_examples("restartguard diagnose --config /etc/restartguard/restartguard.yml --window 1h"),
+        examples=["restartguard diagnose --config /etc/restartguard/restartguard.yml --window 1h"],
     )
-    diag.add_argument("--config", metavar="FILE", help=CONFIG_HELP)
     diag.add_argument(
         "--window",
         default="1h",
@@ -215,14 +229,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--json", action="store_true", help="print one JSON object (default: a readable report)"
     )
 
-    rep = sub.add_parser(
+    rep = _command(
+        sub,
         "report",
-        help="weekly review",
+        summary="weekly review",
         description="Write the weekly review (Markdown and chart): restarts by cause, whether fixes "
         "worked, availability, memory, trades.",
-        epilog=_examples("restartguard report --weekly --out ./reports --send"),
+        examples=["restartguard report --weekly --out ./reports --send"],
     )
-    rep.add_argument("--config", metavar="FILE", help=CONFIG_HELP)
     rep.add_argument("--weekly", action="store_true", help="the weekly review (required; default: off)")
     rep.add_argument(
         "--out",
@@ -247,13 +261,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="options of the demo (see: restartguard demo --help; default: none)",
     )
 
-    chk = sub.add_parser(
+    chk = _command(
+        sub,
         "check-config",
-        help="validate restartguard.yml",
+        summary="validate restartguard.yml",
         description="Validate the configuration; a bad file fails with the key, the value and why (exit 2).",
-        epilog=_examples("restartguard check-config /etc/restartguard/restartguard.yml"),
+        examples=["restartguard check-config /etc/restartguard/restartguard.yml"],
     )
-    chk.add_argument("--config", metavar="FILE", help=CONFIG_HELP)
     chk.add_argument("path", nargs="?", metavar="FILE", help="the file to check (default: as --config)")
     return p
 

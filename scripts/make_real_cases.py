@@ -254,6 +254,12 @@ class Host:
         self.banner(pid)
         return at
 
+    def runs(self, checks: int, then: float) -> None:
+        """systemd starts the unit, the trader logs `checks` checks, then `then` seconds pass."""
+        self.boot()
+        self.checks(checks)
+        self.adv(then)
+
     def checks(self, n: int, every: float = 60) -> None:
         for _ in range(n):
             self.adv(every)
@@ -269,7 +275,8 @@ class Host:
 
 @dataclass
 class Case:
-    name: str
+    """One case; its name (and folder) is the name of the function that builds it."""
+
     host: Host
     why: str
     sources: list[str]
@@ -300,8 +307,8 @@ def case(fn: Callable[[], Case]) -> Callable[[], Case]:
     return fn
 
 
-def write(c: Case) -> None:
-    d = OUT / c.name
+def write(name: str, c: Case) -> None:
+    d = OUT / name
     if d.exists():
         shutil.rmtree(d)
     d.mkdir(parents=True)
@@ -334,13 +341,13 @@ def write(c: Case) -> None:
         "escalation": {"required": bool(c.escalation), "reasons": c.escalation},
     }
     (d / "expected.json").write_text(json.dumps(expected, indent=1, ensure_ascii=False) + "\n")
-    (d / "SOURCES.md").write_text(f"# {c.name}\n\n" + "\n".join(f"- {s}" for s in c.sources) + "\n")
+    (d / "SOURCES.md").write_text(f"# {name}\n\n" + "\n".join(f"- {s}" for s in c.sources) + "\n")
 
 
 def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     for fn in CASES:
-        write(fn())
+        write(fn.__name__, fn())
     print(f"wrote {len(CASES)} cases to {OUT}")
 
 
@@ -353,18 +360,26 @@ SRC_CGROUP = "systemd/systemd src/core/cgroup.c at tag v{v}"
 SRC_LOGS = "systemd/systemd src/shared/logs-show.c at tag v{v} (journalctl -o json)"
 
 
-def std_traceback(h: Host, final: list[str], frames: list[tuple[str, int, str, str]] | None = None) -> None:
-    """logging's logger.exception(): the record, then the traceback lines without timestamps."""
+#: The trader's outermost frame in every logging-format traceback below.
+MAIN_FRAME = ("/opt/trader/main.py", 212, "main", "result = self.step()")
+
+
+def unhandled(h: Host, lines: list[str]) -> None:
+    """logging's logger.exception(): the record, then the exception's lines as printed, without timestamps."""
     h.log_line("Unhandled exception in main loop", "ERROR")
+    h.log.extend(lines)
+
+
+def std_traceback(h: Host, final: list[str], frames: list[tuple[str, int, str, str]] | None = None) -> None:
+    """A standard traceback through `frames` (default: main → loop.run_check) ending in `final`."""
     frames = frames or [
-        ("/opt/trader/main.py", 212, "main", "result = self.step()"),
+        MAIN_FRAME,
         ("/opt/trader/loop.py", 88, "run_check", "balance = account['availableBalance']"),
     ]
-    h.log.append("Traceback (most recent call last):")
+    lines = ["Traceback (most recent call last):"]
     for path, line, func, code in frames:
-        h.log.append(f'  File "{path}", line {line}, in {func}')
-        h.log.append(f"    {code}")
-    h.log.extend(final)
+        lines += [f'  File "{path}", line {line}, in {func}', f"    {code}"]
+    unhandled(h, lines + final)
 
 
 def fatal_exit(h: Host, status: int = 1) -> None:
@@ -374,20 +389,23 @@ def fatal_exit(h: Host, status: int = 1) -> None:
     h.consumed()
 
 
+def crash_and_restart(h: Host) -> datetime:
+    """The trader exits 1 and systemd restarts it (Restart=on-failure); returns the new 'Started' time."""
+    fatal_exit(h)
+    return h.restart_after_failure()
+
+
 # ---------------------------------------------------------------------------------------------
 @case
 def v219_sigkill_lowercase_other() -> Case:
     h = Host(219, T, v219_spacing=True)
-    h.boot()
-    h.checks(30)
-    h.adv(20)
+    h.runs(30, then=20)
     h.adv(0.3)
     h.main_exited("killed", 9)
     h.failed("signal")
     at = h.restart_after_failure()
     h.checks(3)
     return Case(
-        "v219_sigkill_lowercase_other",
         h,
         "CentOS 7 (systemd 219): lower-case 'main process exited, code=killed, status=9/KILL' with "
         "EXIT_CODE/EXIT_STATUS but no MESSAGE_ID, 'Unit X entered failed state.', 'X failed.', 'X holdoff "
@@ -407,9 +425,7 @@ def v219_sigkill_lowercase_other() -> Case:
 @case
 def v219_kernel310_cgroup_oom() -> Case:
     h = Host(219, T)
-    h.boot()
-    h.checks(12)
-    h.adv(5)
+    h.runs(12, then=5)
     h.kernel("python3 invoked oom-killer: gfp_mask=0xd0, order=0, oom_score_adj=0")
     h.kernel(f"Task in /system.slice/{U} killed as a result of limit of /system.slice/{U}")
     h.kernel("memory: usage 524288kB, limit 524288kB, failcnt 4411")
@@ -423,7 +439,6 @@ def v219_kernel310_cgroup_oom() -> Case:
     at = h.restart_after_failure()
     h.checks(2)
     return Case(
-        "v219_kernel310_cgroup_oom",
         h,
         "CentOS 7 kernel 3.10 memcg OOM: 'Memory cgroup out of memory: Kill process N ... or sacrifice "
         "child' names the trader's pid (its banner says pid=N), and 'Task in /system.slice/<unit> killed as "
@@ -441,9 +456,7 @@ def v219_kernel310_cgroup_oom() -> Case:
 @case
 def v219_watchdog_lowercase() -> Case:
     h = Host(219, T)
-    h.boot()
-    h.checks(7)
-    h.adv(180)
+    h.runs(7, then=180)
     h.sd(f"{U} watchdog timeout (limit 3min)!")
     h.adv(0.4)
     h.main_exited("dumped", 6)
@@ -451,7 +464,6 @@ def v219_watchdog_lowercase() -> Case:
     at = h.restart_after_failure()
     h.checks(1)
     return Case(
-        "v219_watchdog_lowercase",
         h,
         "systemd 219 writes '<unit> watchdog timeout (limit 3min)!' (lower case, unit first, no result "
         "line): systemd killed it with SIGABRT for missing WATCHDOG=1 → 'systemd_kill'.",
@@ -463,9 +475,7 @@ def v219_watchdog_lowercase() -> Case:
 @case
 def v219_stop_sigterm_timeout() -> Case:
     h = Host(219, T)
-    h.boot()
-    h.checks(9)
-    h.adv(10)
+    h.runs(9, then=10)
     h.stopping()
     h.log_line("received SIGTERM, closing positions...")
     h.adv(90)
@@ -478,7 +488,6 @@ def v219_stop_sigterm_timeout() -> Case:
     at = h.boot()
     h.checks(1)
     return Case(
-        "v219_stop_sigterm_timeout",
         h,
         "An operator's stop on systemd 219 that the trader did not finish in TimeoutStopSec: '<unit> "
         "stop-sigterm timed out. Killing.' (no quotes, unit first). A stop timeout is systemd killing it "
@@ -491,15 +500,11 @@ def v219_stop_sigterm_timeout() -> Case:
 @case
 def v229_failed_with_result_text_only() -> Case:
     h = Host(229, T)
-    h.boot()
-    h.checks(21)
-    h.adv(4)
+    h.runs(21, then=4)
     std_traceback(h, ["KeyError: 'availableBalance'"])
-    fatal_exit(h)
-    at = h.restart_after_failure()
+    at = crash_and_restart(h)
     h.checks(2)
     return Case(
-        "v229_failed_with_result_text_only",
         h,
         "Ubuntu 16.04 (systemd 229): 'Main process exited' and \"Failed with result 'exit-code'.\" carry no "
         "MESSAGE_ID and no UNIT_RESULT, and 'Unit entered failed state.' is still written; the trader's log "
@@ -516,16 +521,13 @@ def v229_failed_with_result_text_only() -> Case:
 @case
 def v229_watchdog_result() -> Case:
     h = Host(229, T)
-    h.boot()
-    h.checks(4)
-    h.adv(60)
+    h.runs(4, then=60)
     h.sd(f"{U}: Watchdog timeout (limit 1min)!")
     h.adv(0.5)
     h.main_exited("dumped", 6)
     h.failed("watchdog")
     at = h.restart_after_failure()
     return Case(
-        "v229_watchdog_result",
         h,
         "systemd 229-239: 'Watchdog timeout (limit 1min)!' and \"Failed with result 'watchdog'.\" in text "
         "only → 'systemd_kill'.",
@@ -537,9 +539,7 @@ def v229_watchdog_result() -> Case:
 @case
 def v239_runtime_max() -> Case:
     h = Host(239, T)
-    h.boot()
-    h.checks(14)
-    h.adv(30)
+    h.runs(14, then=30)
     h.sd(f"{U}: Service reached runtime time limit. Stopping.")
     h.adv(0.3)
     h.main_exited("killed", 15)
@@ -547,7 +547,6 @@ def v239_runtime_max() -> Case:
     at = h.restart_after_failure()
     h.checks(1)
     return Case(
-        "v239_runtime_max",
         h,
         "RHEL 8 (systemd 239) with RuntimeMaxSec=: 'Service reached runtime time limit. Stopping.', SIGTERM, "
         "\"Failed with result 'timeout'.\" (text only before v240); the restart counter message has "
@@ -565,9 +564,7 @@ def v239_runtime_max() -> Case:
 @case
 def v240_succeeded_manual() -> Case:
     h = Host(241, T)
-    h.boot()
-    h.checks(6)
-    h.adv(11)
+    h.runs(6, then=11)
     h.stopping("restart")
     h.log_line("received SIGTERM, shutting down gracefully")
     h.adv(1.5)
@@ -577,7 +574,6 @@ def v240_succeeded_manual() -> Case:
     at = h.boot(job="restart")
     h.checks(2)
     return Case(
-        "v240_succeeded_manual",
         h,
         "Debian 10 (systemd 241): `systemctl restart` writes 'Stopping ...' (JOB_TYPE=restart), the trader "
         "exits 0, then 'Succeeded.' (v240-v247's wording of SD_MESSAGE_UNIT_SUCCESS): an operator's clean "
@@ -594,9 +590,7 @@ def v240_succeeded_manual() -> Case:
 @case
 def v245_oom_killer_notice() -> Case:
     h = Host(245, T)
-    h.boot()
-    h.checks(40)
-    h.adv(3)
+    h.runs(40, then=3)
     h.kernel("python3 invoked oom-killer: gfp_mask=0xcc0(GFP_KERNEL), order=0, oom_score_adj=0")
     h.kernel(
         "oom-kill:constraint=CONSTRAINT_MEMCG,nodemask=(null),cpuset=/,mems_allowed=0,"
@@ -613,7 +607,6 @@ def v245_oom_killer_notice() -> Case:
     h.failed("oom-kill")
     at = h.restart_after_failure()
     return Case(
-        "v245_oom_killer_notice",
         h,
         "Ubuntu 20.04 (systemd 245, cgroup v2 memory.events): 'A process of this unit has been killed by "
         "the OOM killer.' (MESSAGE_ID fe6faa94) and UNIT_RESULT=oom-kill → 'oom'.",
@@ -629,9 +622,7 @@ def v245_oom_killer_notice() -> Case:
 @case
 def v247_oomd_kill_result_signal() -> Case:
     h = Host(247, T)
-    h.boot()
-    h.checks(25)
-    h.adv(8)
+    h.runs(25, then=8)
     h.entry(
         f"Killed /system.slice/{U} due to memory pressure for /system.slice being 72.31% > 60.00% for > 20s "
         "with reclaim activity",
@@ -651,7 +642,6 @@ def v247_oomd_kill_result_signal() -> Case:
     h.failed("signal")
     at = h.restart_after_failure()
     return Case(
-        "v247_oomd_kill_result_signal",
         h,
         "Fedora 34 (systemd 247-250): systemd-oomd kills the unit under memory pressure; PID 1 writes "
         "'systemd-oomd killed 3 process(es) in this unit.' (MESSAGE_ID d989611b) but the unit's result is "
@@ -668,9 +658,7 @@ def v247_oomd_kill_result_signal() -> Case:
 @case
 def v251_oomd_kill_result_oom() -> Case:
     h = Host(252, T, combined=True)
-    h.boot()
-    h.checks(31)
-    h.adv(8)
+    h.runs(31, then=8)
     h.sd(f"{U}: systemd-oomd killed 5 process(es) in this unit.", MID_OOMD)
     h.adv(0.1)
     h.main_exited("killed", 9)
@@ -678,7 +666,6 @@ def v251_oomd_kill_result_oom() -> Case:
     h.consumed()
     at = h.restart_after_failure()
     return Case(
-        "v251_oomd_kill_result_oom",
         h,
         "Debian 12 (systemd 252, StatusUnitFormat=combined: 'Started bitget-bot.service - Bitget futures "
         "bot.'): from v251 an oomd kill ends with UNIT_RESULT=oom-kill → 'oom'.",
@@ -693,9 +680,7 @@ def v251_oomd_kill_result_oom() -> Case:
 @case
 def v252_deactivated_manual() -> Case:
     h = Host(252, T, combined=True)
-    h.boot()
-    h.checks(3)
-    h.adv(20)
+    h.runs(3, then=20)
     h.stopping("restart")
     h.log_line("received SIGTERM, shutting down gracefully")
     h.adv(1.2)
@@ -705,7 +690,6 @@ def v252_deactivated_manual() -> Case:
     at = h.boot(job="restart")
     h.checks(1)
     return Case(
-        "v252_deactivated_manual",
         h,
         "systemd 248+ writes 'Deactivated successfully.' for a clean stop; a restart job queued by the "
         "operator before it → 'manual'.",
@@ -717,9 +701,7 @@ def v252_deactivated_manual() -> Case:
 @case
 def v255_loguru_ccxt_timeout() -> Case:
     h = Host(255, T, combined=True)
-    h.boot()
-    h.checks(17)
-    h.adv(6)
+    h.runs(17, then=6)
     t = h.now
     stamp = f"{t:%Y-%m-%d %H:%M:%S}.{t.microsecond // 1000:03d}"
     h.log.extend(
@@ -747,10 +729,8 @@ def v255_loguru_ccxt_timeout() -> Case:
             "request timeout (10000 ms)",
         ]
     )
-    fatal_exit(h)
-    at = h.restart_after_failure()
+    at = crash_and_restart(h)
     return Case(
-        "v255_loguru_ccxt_timeout",
         h,
         "loguru's @logger.catch format (diagnose=True): frames marked '> File', '│'/'└' variable "
         "annotations, blank lines; the final exception is ccxt's RequestTimeout → 'api_timeout'. "
@@ -824,7 +804,6 @@ def v249_journalhandler_multiline_readtimeout() -> Case:
     h.adv(1.1)
     jh("Bot booting, version 3.4.0, pid=2391", 6)
     return Case(
-        "v249_journalhandler_multiline_readtimeout",
         h,
         "Ubuntu 22.04 (systemd 249) with python-systemd's JournalHandler: the whole traceback is one "
         "MESSAGE with newlines (_TRANSPORT=journal). Split into lines at the entry's time, it is a requests "
@@ -847,9 +826,7 @@ def colour_bytes(text: str) -> list[int]:
 @case
 def v256_py313_coloured_stderr_byte_arrays() -> Case:
     h = Host(256, T, combined=True, seqnum=True)
-    h.boot()
-    h.checks(11)
-    h.adv(9)
+    h.runs(11, then=9)
     m, r, b = "\x1b[35m", "\x1b[0m", "\x1b[1;35m"
     lines = [
         "Traceback (most recent call last):",
@@ -863,10 +840,8 @@ def v256_py313_coloured_stderr_byte_arrays() -> Case:
     for line in lines:
         h.adv(0.0005)
         h.stdout(colour_bytes(line) if "\x1b" in line else line, PRIORITY="3")
-    fatal_exit(h)
-    at = h.restart_after_failure()
+    at = crash_and_restart(h)
     return Case(
-        "v256_py313_coloured_stderr_byte_arrays",
         h,
         "Python 3.13 with FORCE_COLOR=1 writes ANSI colours into its traceback on stderr; journalctl -o json "
         "prints those non-printable MESSAGEs as arrays of byte values, and v254+ adds __SEQNUM. Decoded and "
@@ -884,9 +859,7 @@ def v256_py313_coloured_stderr_byte_arrays() -> Case:
 @case
 def v256_null_and_repeated_fields_sigsegv() -> Case:
     h = Host(256, T, combined=True, seqnum=True)
-    h.boot()
-    h.checks(30)
-    h.adv(30)
+    h.runs(30, then=30)
     h.stdout(None, PRIORITY="6")  # a 6 kB line: journalctl prints MESSAGE null above 4096 bytes
     h.stdout("websocket heartbeat ok", SYSLOG_IDENTIFIER=["python3", "trader"])
     h.adv(0.2)
@@ -895,7 +868,6 @@ def v256_null_and_repeated_fields_sigsegv() -> Case:
     h.consumed()
     at = h.restart_after_failure()
     return Case(
-        "v256_null_and_repeated_fields_sigsegv",
         h,
         "A MESSAGE of 4096 bytes or more is printed as null, a field sent twice as an array of strings; "
         "neither stops the read. The process died of SIGSEGV (result 'core-dump') with no traceback: no "
@@ -908,9 +880,7 @@ def v256_null_and_repeated_fields_sigsegv() -> Case:
 @case
 def numpy_array_memory_error() -> Case:
     h = Host(252, T, combined=True)
-    h.boot()
-    h.checks(8)
-    h.adv(5)
+    h.runs(8, then=5)
     std_traceback(
         h,
         [
@@ -918,14 +888,12 @@ def numpy_array_memory_error() -> Case:
             "(1000000000,) and data type float64",
         ],
         [
-            ("/opt/trader/main.py", 212, "main", "result = self.step()"),
+            MAIN_FRAME,
             ("/opt/trader/features.py", 31, "build_matrix", "m = np.zeros(n_rows * n_cols)"),
         ],
     )
-    fatal_exit(h)
-    at = h.restart_after_failure()
+    at = crash_and_restart(h)
     return Case(
-        "numpy_array_memory_error",
         h,
         "numpy raises _ArrayMemoryError (a MemoryError subclass whose name only contains 'MemoryError') "
         "when an allocation fails; the process exits 1 → 'oom'.",
@@ -940,9 +908,7 @@ def numpy_array_memory_error() -> Case:
 @case
 def websockets_keepalive_closed() -> Case:
     h = Host(252, T, combined=True)
-    h.boot()
-    h.checks(5)
-    h.adv(40)
+    h.runs(5, then=40)
     std_traceback(
         h,
         [
@@ -950,14 +916,12 @@ def websockets_keepalive_closed() -> Case:
             "no close frame received",
         ],
         [
-            ("/opt/trader/main.py", 212, "main", "result = self.step()"),
+            MAIN_FRAME,
             ("/opt/trader/stream.py", 57, "listen", "msg = await ws.recv()"),
         ],
     )
-    fatal_exit(h)
-    at = h.restart_after_failure()
+    at = crash_and_restart(h)
     return Case(
-        "websockets_keepalive_closed",
         h,
         "websockets' ConnectionClosedError after a missed keepalive pong mentions 'timeout' but is a closed "
         "connection, not a request timeout → 'exception'.",
@@ -972,9 +936,7 @@ def websockets_keepalive_closed() -> Case:
 @case
 def httpx_read_timeout_chained() -> Case:
     h = Host(252, T, combined=True)
-    h.boot()
-    h.checks(19)
-    h.adv(10)
+    h.runs(19, then=10)
     std_traceback(
         h,
         [
@@ -988,10 +950,8 @@ def httpx_read_timeout_chained() -> Case:
             "httpx.ReadTimeout: The read operation timed out",
         ],
     )
-    fatal_exit(h)
-    at = h.restart_after_failure()
+    at = crash_and_restart(h)
     return Case(
-        "httpx_read_timeout_chained",
         h,
         "httpx maps httpcore.ReadTimeout to httpx.ReadTimeout (chained traceback) → 'api_timeout'.",
         [
@@ -1005,11 +965,9 @@ def httpx_read_timeout_chained() -> Case:
 @case
 def py311_taskgroup_timeout_group() -> Case:
     h = Host(252, T, combined=True)
-    h.boot()
-    h.checks(2)
-    h.adv(15)
-    h.log_line("Unhandled exception in main loop", "ERROR")
-    h.log.extend(
+    h.runs(2, then=15)
+    unhandled(
+        h,
         [
             "  + Exception Group Traceback (most recent call last):",
             '  |   File "/opt/trader/main.py", line 88, in main',
@@ -1025,12 +983,10 @@ def py311_taskgroup_timeout_group() -> Case:
             "    |     raise TimeoutError from exc_val",
             "    | TimeoutError",
             "    +------------------------------------",
-        ]
+        ],
     )
-    fatal_exit(h)
-    at = h.restart_after_failure()
+    at = crash_and_restart(h)
     return Case(
-        "py311_taskgroup_timeout_group",
         h,
         "Python 3.11 asyncio.TaskGroup: an ExceptionGroup whose one sub-exception is asyncio.timeout's "
         "TimeoutError (printed with '  | ' prefixes) → 'api_timeout'.",
@@ -1045,12 +1001,10 @@ def py311_taskgroup_timeout_group() -> Case:
 @case
 def py313_coloured_traceback_in_log() -> Case:
     h = Host(252, T, combined=True)
-    h.boot()
-    h.checks(27)
-    h.adv(4)
+    h.runs(27, then=4)
     m, r, b = "\x1b[35m", "\x1b[0m", "\x1b[1;35m"
-    h.log_line("Unhandled exception in main loop", "ERROR")
-    h.log.extend(
+    unhandled(
+        h,
         [
             "Traceback (most recent call last):",
             f'  File {m}"/opt/trader/main.py"{r}, line {m}212{r}, in {m}main{r}',
@@ -1059,12 +1013,10 @@ def py313_coloured_traceback_in_log() -> Case:
             "    qty = Decimal(size) / lot",
             "          \x1b[31m~~~~~~~~~~~~~~\x1b[0m\x1b[1;31m^\x1b[0m\x1b[31m~~~~\x1b[0m",
             f"{b}decimal.DivisionByZero{r}: {m}[<class 'decimal.DivisionByZero'>]{r}",
-        ]
+        ],
     )
-    fatal_exit(h)
-    at = h.restart_after_failure()
+    at = crash_and_restart(h)
     return Case(
-        "py313_coloured_traceback_in_log",
         h,
         "A Python 3.13 coloured traceback (FORCE_COLOR) in the trader's own log file: colours are stripped "
         "before matching and before the signature → 'exception', signature "
@@ -1082,9 +1034,7 @@ def floor_s(t: datetime) -> datetime:
 def syslog_centos7_messages_oom() -> Case:
     h = Host(219, datetime(2026, 5, 4, 3, 0, 0, 200000, tzinfo=UTC), journal_out=False, syslog_out="centos7")
     h.syslog_line("systemd", "Started Session 412 of user root.")
-    h.boot()
-    h.checks(22)
-    h.adv(3)
+    h.runs(22, then=3)
     h.syslog_line("crond[611]", "(root) CMD (/usr/lib64/sa/sa1 1 1)")
     h.kernel("python3 invoked oom-killer: gfp_mask=0xd0, order=0, oom_score_adj=0")
     h.kernel(f"Task in /system.slice/{U} killed as a result of limit of /system.slice/{U}")
@@ -1095,7 +1045,6 @@ def syslog_centos7_messages_oom() -> Case:
     at = h.restart_after_failure()
     h.checks(2)
     return Case(
-        "syslog_centos7_messages_oom",
         h,
         "CentOS 7 after a reboot (volatile journal): only /var/log/messages is left, written by rsyslog's "
         "imjournal as 'systemd: ' and 'kernel: ' without pids. The unit's 'Started Bitget futures bot.' "
@@ -1123,9 +1072,7 @@ def syslog_ubuntu2404_rfc3339_watchdog() -> Case:
         journal_out=False,
         syslog_out="rfc3339",
     )
-    h.boot()
-    h.checks(6)
-    h.adv(180)
+    h.runs(6, then=180)
     h.sd(f"{U}: Watchdog timeout (limit 3min)!")
     h.sd(f"{U}: Killing process {h.pid} (python3) with signal SIGABRT.")
     h.adv(0.4)
@@ -1134,7 +1081,6 @@ def syslog_ubuntu2404_rfc3339_watchdog() -> Case:
     h.consumed()
     at = h.restart_after_failure()
     return Case(
-        "syslog_ubuntu2404_rfc3339_watchdog",
         h,
         "Ubuntu 24.04's rsyslog writes RSYSLOG_FileFormat (RFC 3339 with microseconds and offset); systemd "
         "255's 'Watchdog timeout (limit 3min)!' and \"Failed with result 'watchdog'.\" in text only → "
@@ -1152,9 +1098,7 @@ def syslog_ubuntu2404_rfc3339_watchdog() -> Case:
 @case
 def syslog_dec_jan_rollover() -> Case:
     h = Host(245, datetime(2026, 12, 31, 23, 40, 0, tzinfo=UTC), journal_out=False, syslog_out="traditional")
-    h.boot()
-    h.checks(10)
-    h.adv(0.5)
+    h.runs(10, then=0.5)
     h.main_exited("killed", 9)
     h.failed("signal")
     first = h.restart_after_failure()
@@ -1166,7 +1110,6 @@ def syslog_dec_jan_rollover() -> Case:
     h.failed("watchdog")
     second = h.restart_after_failure(n=2)
     return Case(
-        "syslog_dec_jan_rollover",
         h,
         "A traditional /var/log/syslog (no year in its lines) written across New Year, last modified on "
         "2027-01-01: December lines belong to 2026, January lines to 2027. A SIGKILL from nobody known "
@@ -1184,15 +1127,11 @@ def syslog_dec_jan_rollover() -> Case:
 @case
 def syslog_beside_journal_counts_once() -> Case:
     h = Host(249, T, syslog_out="traditional")
-    h.boot()
-    h.checks(13)
-    h.adv(4)
+    h.runs(13, then=4)
     std_traceback(h, ["ZeroDivisionError: division by zero"])
-    fatal_exit(h)
-    at = h.restart_after_failure()
+    at = crash_and_restart(h)
     h.checks(1)
     return Case(
-        "syslog_beside_journal_counts_once",
         h,
         "Ubuntu 22.04: rsyslog copies the journal into /var/log/syslog, so both inputs hold the same systemd "
         "lines (the syslog copy truncated to the second). One restart, counted once; the log's "
@@ -1207,16 +1146,12 @@ def syslog_beside_journal_counts_once() -> Case:
     )
 
 
-@case
-def supervisor_second_instance_outside_systemd() -> Case:
-    h = Host(252, T, combined=True)
-    h.boot()
-    h.checks(40)
-    h.adv(20)
+def cron_keepalive(h: Host, pid: int) -> None:
+    """cron (syslog transport) runs the keepalive script that starts a trader outside systemd."""
     h.entry(
         "(root) CMD (/opt/trader/keepalive.sh >/dev/null 2>&1)",
         {
-            "_PID": "30112",
+            "_PID": str(pid),
             "_COMM": "cron",
             "SYSLOG_IDENTIFIER": "CRON",
             "_SYSTEMD_UNIT": "cron.service",
@@ -1224,6 +1159,13 @@ def supervisor_second_instance_outside_systemd() -> Case:
             "PRIORITY": "6",
         },
     )
+
+
+@case
+def supervisor_second_instance_outside_systemd() -> Case:
+    h = Host(252, T, combined=True)
+    h.runs(40, then=20)
+    cron_keepalive(h, 30112)
     old_checks = h.check_no
     h.adv(1.5)
     second = h.now + timedelta(seconds=0.9)
@@ -1231,19 +1173,8 @@ def supervisor_second_instance_outside_systemd() -> Case:
     h.checks(3)
     for _ in range(3):
         h.adv(30)
-        h.entry(
-            "(root) CMD (/opt/trader/keepalive.sh >/dev/null 2>&1)",
-            {
-                "_PID": "30190",
-                "_COMM": "cron",
-                "SYSLOG_IDENTIFIER": "CRON",
-                "_SYSTEMD_UNIT": "cron.service",
-                "_TRANSPORT": "syslog",
-                "PRIORITY": "6",
-            },
-        )
+        cron_keepalive(h, 30190)
     return Case(
-        "supervisor_second_instance_outside_systemd",
         h,
         "A cron keepalive script starts a second trader (banner with another pid) while systemd's instance "
         "runs; the journal covers that moment (cron's own lines) and has no systemd start for it: a start "
@@ -1273,7 +1204,6 @@ def supervisor_old_pid_lives_on() -> Case:
     h.pid, h.check_no, h.tee = 2340, 45, True
     h.checks(3)
     return Case(
-        "supervisor_old_pid_lives_on",
         h,
         "The journal (exported with --since, so without systemd's start) holds the unit's stdout: the "
         "systemd-run process pid 2340 keeps writing check #46.. after a second banner (pid 30127) appeared "
@@ -1290,9 +1220,7 @@ def supervisor_old_pid_lives_on() -> Case:
 @case
 def structlog_json_dict_tracebacks_aiohttp() -> Case:
     h = Host(252, T, combined=True, json_log=True)
-    h.boot()
-    h.checks(16)
-    h.adv(7)
+    h.runs(16, then=7)
     h.log_line(
         "Unhandled exception in main loop",
         "ERROR",
@@ -1317,10 +1245,8 @@ def structlog_json_dict_tracebacks_aiohttp() -> Case:
             }
         ],
     )
-    fatal_exit(h)
-    at = h.restart_after_failure()
+    at = crash_and_restart(h)
     return Case(
-        "structlog_json_dict_tracebacks_aiohttp",
         h,
         "structlog's JSONRenderer with dict_tracebacks: the trader's log is one JSON object a line and the "
         "traceback is a list of stacks (exc_type, exc_value, frames). Rebuilt as a traceback, it is aiohttp's "
@@ -1338,11 +1264,9 @@ def structlog_json_dict_tracebacks_aiohttp() -> Case:
 @case
 def rich_traceback_keyerror() -> Case:
     h = Host(255, T, combined=True)
-    h.boot()
-    h.checks(12)
-    h.adv(5)
-    h.log_line("Unhandled exception in main loop", "ERROR")
-    h.log.extend(
+    h.runs(12, then=5)
+    unhandled(
+        h,
         [
             "╭───────────────────── Traceback (most recent call last) ──────────────────────╮",
             "│ /opt/trader/main.py:212 in main                                              │",
@@ -1355,12 +1279,10 @@ def rich_traceback_keyerror() -> Case:
             "│ ❱  88 │   │   balance = account['availableBalance']                          │",
             "╰──────────────────────────────────────────────────────────────────────────────╯",
             "KeyError: 'availableBalance'",
-        ]
+        ],
     )
-    fatal_exit(h)
-    at = h.restart_after_failure()
+    at = crash_and_restart(h)
     return Case(
-        "rich_traceback_keyerror",
         h,
         "structlog's ConsoleRenderer prints exceptions with rich when it is installed: a box titled 'Traceback "
         "(most recent call last)', frames as '│ path:line in func', the exception line under the box → "
@@ -1397,11 +1319,9 @@ def syslog_centos7_trader_stdout_connect_timeout() -> Case:
         "HTTPSConnection object at 0x7f1c2a3b4e10>, 'Connection to api.bitget.com timed out. (connect timeout=10)'))",
     ]:
         say(line)
-    fatal_exit(h)
-    at = h.restart_after_failure()
+    at = crash_and_restart(h)
     say(f"Bot booting, version 3.4.0, pid={h.pid}")
     return Case(
-        "syslog_centos7_trader_stdout_connect_timeout",
         h,
         "CentOS 7, only /var/log/messages: the trader's stdout/stderr reach it through journald and rsyslog's "
         "imjournal as 'python3: ...' (no pid). From its startup banner on, those lines are the trader's: its "
@@ -1455,10 +1375,8 @@ def loguru_colorized_file_memoryerror() -> Case:
             f"{b}{'MemoryError'}{r}",
         ]
     )
-    fatal_exit(h)
-    at = h.restart_after_failure()
+    at = crash_and_restart(h)
     return Case(
-        "loguru_colorized_file_memoryerror",
         h,
         "loguru writing to a file with colorize=True: every record and the traceback carry ANSI colours, "
         "the timestamp itself starts with an escape. Stripped, the banner, the checks and a fatal "

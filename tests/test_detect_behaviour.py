@@ -73,6 +73,13 @@ def only(result: Investigation) -> Restart:
     return result.restarts[0]
 
 
+def only_restart(tmp_path: Path, inc: Incident, cause: Cause, last_check: int) -> Restart:
+    """The one restart in `inc`: of `cause`, after check #`last_check` (returned for further checks)."""
+    r = only(run(tmp_path, inc))
+    assert (r.cause, r.last_check) == (cause, last_check), r.to_json()
+    return r
+
+
 # A timeout raised from a non-timeout error: the traceback's final exception is what killed it.
 CHAINED_TIMEOUT = [
     "ValueError: empty order book",
@@ -121,21 +128,22 @@ def test_handled_traceback_does_not_make_a_later_silent_death_an_exception(tmp_p
     assert r.last_check == 25
 
 
-def test_unhandled_wording_after_a_fatal_traceback_is_not_taken_for_handled(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("line", "level"),
+    [
+        # wording of a handled error, logged after the fatal traceback, is not taken for handled
+        pytest.param("Unhandled exception, exiting", "CRITICAL", id="unhandled-wording"),
+        # a failed order logged during shutdown does not hide the fatal exception
+        pytest.param("order failed: BTCUSDT cancel on shutdown code=40001", "WARNING", id="failed-order"),
+    ],
+)
+def test_line_logged_after_a_fatal_traceback_does_not_hide_the_exception(
+    tmp_path: Path, line: str, level: str
+) -> None:
     inc = running(5)
     inc.traceback(KEY_ERROR)
     inc.advance(0.1)
-    inc.log("Unhandled exception, exiting", "CRITICAL")
-    inc.exits(1)
-    inc.restart_by_systemd()
-    assert only(run(tmp_path, inc)).cause is Cause.EXCEPTION
-
-
-def test_failed_order_logged_during_shutdown_does_not_hide_the_fatal_exception(tmp_path: Path) -> None:
-    inc = running(5)
-    inc.traceback(KEY_ERROR)
-    inc.advance(0.1)
-    inc.log("order failed: BTCUSDT cancel on shutdown code=40001", "WARNING")
+    inc.log(line, level)
     inc.exits(1)
     inc.restart_by_systemd()
     assert only(run(tmp_path, inc)).cause is Cause.EXCEPTION
@@ -153,8 +161,7 @@ def test_timeout_that_was_retried_is_not_a_restart(tmp_path: Path) -> None:
     inc.checks(1)
     inc.exits(1)
     inc.restart_by_systemd()
-    r = only(run(tmp_path, inc))
-    assert (r.cause, r.last_check) == (Cause.OTHER, 21)
+    only_restart(tmp_path, inc, Cause.OTHER, 21)
 
 
 def test_retried_timeout_traceback_then_silent_death_is_not_api_timeout(tmp_path: Path) -> None:
@@ -163,9 +170,7 @@ def test_retried_timeout_traceback_then_silent_death_is_not_api_timeout(tmp_path
     inc.checks(20)
     inc.killed(signal=9)
     inc.restart_by_systemd()
-    r = only(run(tmp_path, inc))
-    assert r.cause is Cause.OTHER
-    assert r.last_check == 30
+    only_restart(tmp_path, inc, Cause.OTHER, 30)
 
 
 # -- every cause, from every kind of evidence ----------------------------------------------------
@@ -175,9 +180,7 @@ def test_cgroup_oom_is_oom_though_the_process_died_of_sigkill(tmp_path: Path) ->
     inc = running(40)
     inc.cgroup_oom()
     inc.restart_by_systemd()
-    r = only(run(tmp_path, inc))
-    assert r.cause is Cause.OOM
-    assert r.last_check == 40
+    r = only_restart(tmp_path, inc, Cause.OOM, 40)
     assert any("OOM" in e or "out of memory" in e for e in r.evidence)
 
 
@@ -204,9 +207,7 @@ def test_global_oom_line_is_attributed_to_the_trader_by_pid(tmp_path: Path) -> N
     victim = inc.pid
     inc.global_oom_kills(victim=victim or 0)
     inc.restart_by_systemd()
-    r = only(run(tmp_path, inc))
-    assert r.cause is Cause.OOM
-    assert r.last_check == 12
+    r = only_restart(tmp_path, inc, Cause.OOM, 12)
     assert any(f"Out of memory: Killed process {victim} " in e for e in r.evidence)
     assert causes(run(tmp_path, inc, log=False)) == ["oom"]  # no pid known: the SIGKILL right after
 
@@ -237,9 +238,7 @@ def test_fatal_memory_error_traceback_is_oom(tmp_path: Path) -> None:
     inc.traceback(MEMORY_ERROR)
     inc.exits(1)
     inc.restart_by_systemd()
-    r = only(run(tmp_path, inc))
-    assert r.cause is Cause.OOM
-    assert r.last_check == 20
+    only_restart(tmp_path, inc, Cause.OOM, 20)
 
 
 @pytest.mark.parametrize(
@@ -259,9 +258,7 @@ def test_fatal_client_timeout_is_api_timeout(tmp_path: Path, final: list[str]) -
     inc.traceback(final)
     inc.exits(1)
     inc.restart_by_systemd()
-    r = only(run(tmp_path, inc))
-    assert r.cause is Cause.API_TIMEOUT
-    assert r.last_check == 33
+    r = only_restart(tmp_path, inc, Cause.API_TIMEOUT, 33)
     assert r.traceback is not None and r.traceback.exception == final[-1]
 
 
@@ -280,9 +277,7 @@ def test_fatal_other_exception_is_exception_with_its_traceback(tmp_path: Path, f
     inc.traceback(final)
     inc.exits(1)
     inc.restart_by_systemd()
-    r = only(run(tmp_path, inc))
-    assert r.cause is Cause.EXCEPTION
-    assert r.last_check == 50
+    r = only_restart(tmp_path, inc, Cause.EXCEPTION, 50)
     assert r.traceback is not None
     assert r.traceback.exception == final[0]
     assert r.traceback.signature.startswith(final[0].split(":")[0] + "@")
@@ -301,9 +296,7 @@ def test_stop_sigterm_timeout_is_systemd_kill_though_a_restart_job_was_queued(tm
     inc = running(60)
     inc.stop_timeout(job="restart")
     inc.start_after_stop()
-    r = only(run(tmp_path, inc))
-    assert r.cause is Cause.SYSTEMD_KILL
-    assert r.last_check == 60
+    only_restart(tmp_path, inc, Cause.SYSTEMD_KILL, 60)
 
 
 def test_watchdog_timeout_is_systemd_kill(tmp_path: Path) -> None:
@@ -330,9 +323,7 @@ def test_operator_restart_with_clean_exit_is_manual(tmp_path: Path) -> None:
     inc = running(40)
     inc.clean_stop(job="restart")
     inc.start_after_stop()
-    r = only(run(tmp_path, inc))
-    assert r.cause is Cause.MANUAL
-    assert r.last_check == 40
+    r = only_restart(tmp_path, inc, Cause.MANUAL, 40)
     assert not r.unplanned
 
 
@@ -356,9 +347,7 @@ def test_sigsegv_core_dump_without_traceback_is_other(tmp_path: Path) -> None:
     inc = running(18)
     inc.killed(signal=11, result="core-dump")
     inc.restart_by_systemd()
-    r = only(run(tmp_path, inc))
-    assert r.cause is Cause.OTHER
-    assert r.last_check == 18
+    r = only_restart(tmp_path, inc, Cause.OTHER, 18)
     assert any("SEGV" in e for e in r.evidence)
 
 
@@ -367,9 +356,7 @@ def test_silent_death_near_check_30_is_other_with_last_check_30(tmp_path: Path) 
     inc.advance(40)
     inc.killed(signal=9)
     inc.restart_by_systemd()
-    r = only(run(tmp_path, inc))
-    assert r.cause is Cause.OTHER
-    assert r.last_check == 30
+    r = only_restart(tmp_path, inc, Cause.OTHER, 30)
     assert r.at == inc.started[-1]
 
 
@@ -885,9 +872,7 @@ def test_last_check_is_exact_when_the_new_process_logs_no_banner_in_its_file(tmp
     inc.killed(signal=9)
     inc.restart_by_systemd(log=False)
     inc.checks(12)
-    r = only(run(tmp_path, inc))
-    assert r.cause is Cause.OTHER
-    assert r.last_check == 30
+    only_restart(tmp_path, inc, Cause.OTHER, 30)
 
 
 def test_log_read_in_the_wrong_time_zone_is_called_out(tmp_path: Path) -> None:

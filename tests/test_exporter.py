@@ -135,6 +135,15 @@ class Rig:
             append(self.log, logline(at, f"check #{first + i} balance=1 USDT"))
         return at
 
+    def running(self, n_checks: int) -> tuple[ExporterCore, datetime]:
+        """A core that has read the trader's start at T0 and `n_checks` checks; it and the last check's time."""
+        core = self.core()
+        self.boot(T0, 100)
+        end = self.checks(T0, 1, n_checks)
+        self.clock.now = end
+        core.poll()
+        return core, end
+
 
 @pytest.fixture
 def rig(tmp_path: Path) -> Rig:
@@ -201,11 +210,7 @@ def test_exporter_restart_neither_replays_nor_loses_restarts(rig: Rig) -> None:
 
 
 def test_same_restart_in_journal_stdout_and_log_counts_once(rig: Rig) -> None:
-    core = rig.core()
-    rig.boot(T0, 100)
-    end = rig.checks(T0, 1, 2)
-    rig.clock.now = end
-    core.poll()
+    core, end = rig.running(2)
     death = end + timedelta(seconds=10)
     append(rig.journal, oom_death(death))
     restart = death + timedelta(seconds=10)
@@ -224,11 +229,7 @@ def test_same_restart_in_journal_stdout_and_log_counts_once(rig: Rig) -> None:
 
 
 def test_rotation_by_rename_mid_run(rig: Rig) -> None:
-    core = rig.core()
-    rig.boot(T0, 100)
-    end = rig.checks(T0, 1, 3)
-    rig.clock.now = end
-    core.poll()
+    core, end = rig.running(3)
     # Lines written just before rotation, then logrotate renames and the trader reopens.
     append(rig.log, logline(end + timedelta(seconds=30), "check #4 balance=1 USDT"))
     os.rename(rig.log, rig.tmp / "trader.log.1")
@@ -245,11 +246,7 @@ def test_rotation_by_rename_mid_run(rig: Rig) -> None:
 
 
 def test_rotation_by_copytruncate_mid_run(rig: Rig) -> None:
-    core = rig.core()
-    rig.boot(T0, 100)
-    end = rig.checks(T0, 1, 6)
-    rig.clock.now = end
-    core.poll()
+    core, end = rig.running(6)
     (rig.tmp / "trader.log.1").write_bytes(rig.log.read_bytes())
     with rig.log.open("r+b") as fh:
         fh.truncate(0)
@@ -311,11 +308,7 @@ def test_state_write_failure_keeps_old_state_and_serving(rig: Rig, monkeypatch: 
 
 
 def test_lines_written_just_before_copytruncate_are_read_from_the_copy(rig: Rig) -> None:
-    core = rig.core()
-    rig.boot(T0, 100)
-    end = rig.checks(T0, 1, 6)
-    rig.clock.now = end
-    core.poll()
+    core, end = rig.running(6)
     # The trader dies and restarts; logrotate copies and truncates before the exporter polls.
     append(rig.log, traceback_lines(end + timedelta(seconds=5), "KeyError: 'x'"))
     append(rig.log, logline(end + timedelta(seconds=15), "Bot booting, version 3, pid=101"))

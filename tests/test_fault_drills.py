@@ -375,22 +375,21 @@ def run_rotation_drill(
     return exp, written, rotations.split()
 
 
-def test_log_renamed_every_second_under_load_counts_exactly(
-    tmp_path: Path, exporters: list[Exporter]
+@pytest.mark.parametrize(
+    ("mode", "expected_rotations"),
+    [
+        pytest.param("rename", ["rename", "rename", "rename"], id="renamed"),
+        pytest.param("alternate", ["rename", "copytruncate", "rename"], id="renamed-and-copytruncated"),
+    ],
+)
+def test_log_rotated_every_second_under_load_counts_exactly(
+    tmp_path: Path, exporters: list[Exporter], mode: str, expected_rotations: list[str]
 ) -> None:
-    exp, written, rotations = run_rotation_drill(tmp_path, exporters, "rename")
-    assert rotations == ["rename", "rename", "rename"]
+    exp, written, rotations = run_rotation_drill(tmp_path, exporters, mode)
+    assert rotations == expected_rotations
     assert exp.restarts() == written
     assert exp.metrics()['trader_restarts_total{cause="manual",service="drill-trader"}'] == written
     assert exp.stop() == 0
-
-
-def test_log_renamed_and_copytruncated_every_second_under_load_counts_exactly(
-    tmp_path: Path, exporters: list[Exporter]
-) -> None:
-    exp, written, rotations = run_rotation_drill(tmp_path, exporters, "alternate")
-    assert rotations == ["rename", "copytruncate", "rename"]
-    assert exp.restarts() == written
 
 
 def test_receiver_killed_during_a_discord_storm_delivers_each_message_once(

@@ -103,6 +103,14 @@ def run_main(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
     return code, capsys.readouterr().err
 
 
+def refused(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
+    """`restartguard argv` exits 2 with one clear line on stderr: that line."""
+    code, err = run_main(capsys, *argv)
+    line = one_line(err)
+    assert code == 2, line
+    return line
+
+
 def test_exporter_on_a_busy_port(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     empty = tmp_path / "empty.log"
     empty.touch()
@@ -110,7 +118,7 @@ def test_exporter_on_a_busy_port(tmp_path: Path, capsys: pytest.CaptureFixture[s
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         listen = f"127.0.0.1:{busy.getsockname()[1]}"
-        code, err = run_main(
+        line = refused(
             capsys,
             "exporter",
             "--listen",
@@ -122,8 +130,6 @@ def test_exporter_on_a_busy_port(tmp_path: Path, capsys: pytest.CaptureFixture[s
             "--state-dir",
             str(tmp_path / "state"),
         )
-    line = one_line(err)
-    assert code == 2
     assert f"--listen {listen}" in line and "already in use" in line and "another" in line
 
 
@@ -132,9 +138,7 @@ def test_exporter_state_dir_that_cannot_be_created(
 ) -> None:
     blocker = tmp_path / "a-file"
     blocker.touch()
-    code, err = run_main(capsys, "exporter", "--state-dir", str(blocker / "state"), "--listen", "127.0.0.1:0")
-    line = one_line(err)
-    assert code == 2
+    line = refused(capsys, "exporter", "--state-dir", str(blocker / "state"), "--listen", "127.0.0.1:0")
     assert f"--state-dir {blocker / 'state'}" in line and "cannot create" in line and "writable" in line
 
 
@@ -143,17 +147,15 @@ def test_receiver_state_dir_that_cannot_be_created(
 ) -> None:
     blocker = tmp_path / "a-file"
     blocker.touch()
-    code, err = run_main(capsys, "receiver", "--state-dir", str(blocker / "state"))
-    assert code == 2
-    assert f"--state-dir {blocker / 'state'}" in one_line(err)
+    assert f"--state-dir {blocker / 'state'}" in refused(
+        capsys, "receiver", "--state-dir", str(blocker / "state")
+    )
 
 
 def test_weekly_report_out_onto_an_existing_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     existing = tmp_path / "review.md"
     existing.write_text("keep me\n", encoding="utf-8")
-    code, err = run_main(capsys, "report", "--weekly", "--out", str(existing))
-    line = one_line(err)
-    assert code == 2
+    line = refused(capsys, "report", "--weekly", "--out", str(existing))
     assert f"--out {existing}" in line and "not a directory" in line and "directory" in line
     assert existing.read_text(encoding="utf-8") == "keep me\n"
 
@@ -162,16 +164,12 @@ def test_weekly_report_out_onto_an_existing_file(tmp_path: Path, capsys: pytest.
 def test_diagnose_window_that_is_not_a_positive_duration(
     window: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, err = run_main(capsys, "diagnose", f"--window={window}", *SAMPLE_ARGS[:6])
-    line = one_line(err)
-    assert code == 2
+    line = refused(capsys, "diagnose", f"--window={window}", *SAMPLE_ARGS[:6])
     assert f"--window {window}" in line and ("e.g. 30m, 1h" in line or "positive" in line)
 
 
 def test_diagnose_window_with_a_space_before_a_minus(capsys: pytest.CaptureFixture[str]) -> None:
-    code, err = run_main(capsys, "diagnose", "--window", "-1h")
-    assert code == 2
-    assert "--window" in one_line(err)
+    assert "--window" in refused(capsys, "diagnose", "--window", "-1h")
 
 
 @pytest.mark.parametrize("extra", [[], ["--json"]])
@@ -211,9 +209,7 @@ def test_shell_pipeline_into_head() -> None:
 
 @pytest.mark.parametrize("listen", ["127.0.0.1:70000", "localhost", "127.0.0.1:http"])
 def test_receiver_listen_out_of_range(listen: str, capsys: pytest.CaptureFixture[str]) -> None:
-    code, err = run_main(capsys, "receiver", "--listen", listen)
-    line = one_line(err)
-    assert code == 2
+    line = refused(capsys, "receiver", "--listen", listen)
     assert f"--listen {listen}" in line and "HOST:PORT" in line and "errors.pydantic.dev" not in line
 
 
@@ -230,31 +226,23 @@ def test_receiver_listen_out_of_range(listen: str, capsys: pytest.CaptureFixture
     ],
 )
 def test_errors_carry_the_prefix_once(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
-    code, err = run_main(capsys, *argv)
-    assert code == 2
-    one_line(err)
+    refused(capsys, *argv)
 
 
 @pytest.mark.parametrize("flag", ["--log", "--journal-json", "--config"])
 def test_a_directory_given_as_a_file(flag: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, err = run_main(capsys, "investigate", flag, str(tmp_path))
-    line = one_line(err)
-    assert code == 2
+    line = refused(capsys, "investigate", flag, str(tmp_path))
     assert str(tmp_path) in line and "is a directory" in line and "no such file" not in line
 
 
 def test_check_config_given_a_directory(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, err = run_main(capsys, "check-config", str(tmp_path))
-    assert code == 2
-    assert "is a directory" in one_line(err)
+    assert "is a directory" in refused(capsys, "check-config", str(tmp_path))
 
 
 def test_a_missing_file_is_named_with_where_to_look(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, err = run_main(capsys, "investigate", "--log", str(tmp_path / "nope.log"))
-    line = one_line(err)
-    assert code == 2
+    line = refused(capsys, "investigate", "--log", str(tmp_path / "nope.log"))
     assert f"--log {tmp_path / 'nope.log'}: no such file" in line
 
 
@@ -263,9 +251,7 @@ def test_check_config_rejects_a_unit_name_with_a_shell_command(
 ) -> None:
     config = tmp_path / "restartguard.yml"
     config.write_text('unit: "bitget bot;rm -rf /"\n', encoding="utf-8")
-    code, err = run_main(capsys, "check-config", str(config))
-    line = one_line(err)
-    assert code == 2
+    line = refused(capsys, "check-config", str(config))
     assert "unit:" in line and "bitget bot;rm -rf /" in line and "' '" in line and "';'" in line
     assert "bitget-bot.service" in line  # what to write instead
 
@@ -321,16 +307,12 @@ def test_unit_names_systemd_refuses(name: str, hint: str) -> None:
 def test_demo_refuses_bad_durations_before_starting_anything(
     argv: list[str], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, err = run_main(capsys, "demo", *argv)
-    line = one_line(err)
-    assert code == 2
+    line = refused(capsys, "demo", *argv)
     assert line.startswith("restartguard demo: ") and argv[0].split("=")[0] in line
 
 
 def test_demo_refuses_an_existing_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, err = run_main(capsys, "demo", "--dir", str(tmp_path))
-    assert code == 2
-    assert f"--dir {tmp_path}: already exists" in one_line(err)
+    assert f"--dir {tmp_path}: already exists" in refused(capsys, "demo", "--dir", str(tmp_path))
 
 
 def test_the_wrong_time_zone_warning_is_printed_once(capsys: pytest.CaptureFixture[str]) -> None:
@@ -379,14 +361,10 @@ def test_demo_from_an_installed_wheel_points_to_make_demo(
     monkeypatch.setattr(cli_main, "__file__", str(tmp_path / "restartguard_cli" / "main.py"))
     monkeypatch.setitem(sys.modules, "lab", None)
     monkeypatch.setitem(sys.modules, "lab.demo", None)
-    code, err = run_main(capsys, "demo")
-    line = one_line(err)
-    assert code == 2
+    line = refused(capsys, "demo")
     assert "not installed" in line and "make demo" in line and "clone" in line
 
 
 def test_exporter_refuses_a_directory_as_its_log(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, err = run_main(capsys, "exporter", "--log", str(tmp_path), "--state-dir", str(tmp_path / "s"))
-    line = one_line(err)
-    assert code == 2
+    line = refused(capsys, "exporter", "--log", str(tmp_path), "--state-dir", str(tmp_path / "s"))
     assert f"--log {tmp_path}: is a directory" in line

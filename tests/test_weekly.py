@@ -55,6 +55,25 @@ RESTARTS = [
 COVERED = (NOW - timedelta(days=14), NOW)  # the logs read cover both weeks
 
 
+def remediation_db(tmp_path: Path, runs: list[tuple[str, str, float, str]]) -> Path:
+    """The receiver's remediation_runs table with `runs` (run_key, cause, days ago, outcome), each 5 s long."""
+    db = tmp_path / "receiver.db"
+    con = sqlite3.connect(db)
+    con.execute(
+        "CREATE TABLE remediation_runs (id INTEGER PRIMARY KEY, run_key TEXT, incident_id INTEGER, cause TEXT,"
+        " started_at REAL, finished_at REAL, outcome TEXT, reason TEXT, data TEXT)"
+    )
+    for key, cause, days, outcome in runs:
+        ts = (NOW - timedelta(days=days)).timestamp()
+        con.execute(
+            "INSERT INTO remediation_runs (run_key, cause, started_at, finished_at, outcome) VALUES (?,?,?,?,?)",
+            (key, cause, ts, ts + 5, outcome),
+        )
+    con.commit()
+    con.close()
+    return db
+
+
 def test_trend_by_cause_compares_with_previous_week() -> None:
     f = facts_from_restarts("bot", RESTARTS, NOW, COVERED)
     assert f.this_week["oom"] == 1 and f.prev_week["oom"] == 2 and f.prev_week["exception"] == 1
@@ -68,20 +87,9 @@ def test_trend_by_cause_compares_with_previous_week() -> None:
 
 
 def test_fix_verdict_says_whether_the_cause_recurred(tmp_path: Path) -> None:
-    db = tmp_path / "receiver.db"
-    con = sqlite3.connect(db)
-    con.execute(
-        "CREATE TABLE remediation_runs (id INTEGER PRIMARY KEY, run_key TEXT, incident_id INTEGER, cause TEXT,"
-        " started_at REAL, finished_at REAL, outcome TEXT, reason TEXT, data TEXT)"
+    db = remediation_db(
+        tmp_path, [("koom", "oom", 6.0, "success"), ("kexception", "exception", 8.0, "success")]
     )
-    for cause, days in (("oom", 6.0), ("exception", 8.0)):
-        ts = (NOW - timedelta(days=days)).timestamp()
-        con.execute(
-            "INSERT INTO remediation_runs (run_key, cause, started_at, finished_at, outcome) VALUES (?,?,?,?,?)",
-            (f"k{cause}", cause, ts, ts + 5, "success"),
-        )
-    con.commit()
-    con.close()
     verdicts = {v.cause: v.recurred for v in fix_verdicts(db, RESTARTS, NOW - timedelta(days=7), NOW)}
     assert verdicts == {"oom": True, "exception": False}
 
@@ -234,24 +242,14 @@ def test_availability_counts_unknown_time_neither_way() -> None:
 
 
 def test_failed_and_unobserved_fixes_are_never_effective(tmp_path: Path) -> None:
-    db = tmp_path / "receiver.db"
-    con = sqlite3.connect(db)
-    con.execute(
-        "CREATE TABLE remediation_runs (id INTEGER PRIMARY KEY, run_key TEXT, incident_id INTEGER, cause TEXT,"
-        " started_at REAL, finished_at REAL, outcome TEXT, reason TEXT, data TEXT)"
+    db = remediation_db(
+        tmp_path,
+        [
+            ("a", "api_timeout", 4.0, "failed"),  # e.g. an old dry run whose plan failed
+            ("b", "systemd_kill", 3.0, "success"),
+            ("c", "other", 2.0, "dry_run"),
+        ],
     )
-    for key, cause, days, outcome in (
-        ("a", "api_timeout", 4.0, "failed"),  # e.g. an old dry run whose plan failed
-        ("b", "systemd_kill", 3.0, "success"),
-        ("c", "other", 2.0, "dry_run"),
-    ):
-        ts = (NOW - timedelta(days=days)).timestamp()
-        con.execute(
-            "INSERT INTO remediation_runs (run_key, cause, started_at, finished_at, outcome) VALUES (?,?,?,?,?)",
-            (key, cause, ts, ts + 5, outcome),
-        )
-    con.commit()
-    con.close()
     f = facts_from_restarts("bot", [], NOW, COVERED)
     f.fixes = fix_verdicts(db, [], f.start, NOW, COVERED)
     assert [(v.cause, v.outcome) for v in f.fixes] == [("api_timeout", "failed"), ("systemd_kill", "success")]

@@ -59,6 +59,11 @@ def target(expr: str, legend: str = "") -> prometheus_b.Dataquery:
     )
 
 
+def by_service(aggregation: str, series: str, legend: str = "{{service}}") -> prometheus_b.Dataquery:
+    """`series` of the chosen `$service`(s), aggregated per service, e.g. ``max by (service) (trader_up{…})``."""
+    return target(f"{aggregation} by (service) ({series}{{{SVC}}})", legend)
+
+
 def zero_if_absent(expr: str, **labels: str) -> str:
     """`expr`, or a single 0 series (carrying `labels`) when `expr` has no series at all.
 
@@ -167,6 +172,12 @@ def add(dash: dashboard_b.Dashboard, panel: AnyPanel, w: int, h: int) -> None:
     dash.with_panel(panel.span(w).height(h))
 
 
+def add_line(dash: dashboard_b.Dashboard, h: int, *panels: tuple[int, AnyPanel]) -> None:
+    """Place (width, panel) pairs next on the grid, left to right, all `h` high."""
+    for w, panel in panels:
+        add(dash, panel, w, h)
+
+
 def stat(
     title: str,
     description: str,
@@ -273,6 +284,27 @@ def timeseries(
     if min_interval is not None:
         panel.interval(min_interval)
     return panel
+
+
+def stacked_counts(
+    title: str,
+    description: str,
+    label: str,
+    counter: str,
+    thresholds: dashboard_b.ThresholdsConfig,
+) -> timeseries_b.Panel:
+    """Events per interval of `counter` (a selector), stacked bars by `label`; a 0 bar while it has no series."""
+    expr = f"sum by ({label}) (increase({counter}[$__rate_interval]))"
+    return timeseries(
+        title,
+        description,
+        [target(zero_if_absent(expr, **{label: "none"}), f"{{{{{label}}}}}")],
+        "short",
+        thresholds,
+        bars=True,
+        stack=True,
+        min_=0,
+    )
 
 
 def state_timeline(
