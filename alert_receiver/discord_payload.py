@@ -114,8 +114,9 @@ def neutralise_mass_mentions(text: str) -> str:
 _CODE = re.compile(r"```.*?```|`[^`\n]+`", re.DOTALL)
 #: ``[label](target)`` — Discord renders a masked link in embeds and webhook content.
 _MASKED_LINK = re.compile(r"\[([^\[\]\n]*)\]\(\s*<?([^()\s<>]*)>?(?:\s+[^()]*)?\)")
-#: What Discord auto-links: a scheme followed by ``://`` (http, https, discord, steam…).
-_BARE_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]{1,31}://[^\s`<>]+")
+#: What Discord auto-links: a scheme followed by ``://`` (http, https, discord, steam…). A bare
+#: ``scheme://`` is taken too: what follows it may be joined to it once code spans are removed.
+_BARE_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]{1,31}://[^\s`<>]*")
 
 
 def _as_code(url: str) -> str:

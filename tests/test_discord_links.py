@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from alert_receiver.discord_payload import neutralise_links, safe_payload
@@ -71,6 +71,7 @@ def test_a_cut_never_leaves_half_a_url_outside_code() -> None:
             assert not clickable(text), text[-80:]
 
 
+@example(["https://", "`[a](`", "[a]("])  # found by hypothesis: a scheme right before a code span
 @given(
     st.lists(
         st.sampled_from(["[a](", "https://", "evil.example", "`", "```", ")", "]", " ", "\n", "x"]),
