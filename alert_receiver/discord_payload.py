@@ -130,7 +130,11 @@ def _neutralise_plain(text: str) -> str:
     # An unpaired backtick would pair with the one opening a URL's code span and leave the URL
     # outside code: it is shown as a quote instead.
     text = text.replace("`", "'")
-    text = _MASKED_LINK.sub(lambda m: f"{m.group(1)} ({_as_code(m.group(2))})", text)
+    # A masked link with no target shows its label only: an empty code span ("``") is no span at
+    # all and would unpair the backticks that follow.
+    text = _MASKED_LINK.sub(
+        lambda m: f"{m.group(1)} ({_as_code(m.group(2))})" if m.group(2) else m.group(1), text
+    )
     out: list[str] = []
     pos = 0
     for code in _CODE.finditer(text):  # the spans the masked-link replacement made: keep them
