@@ -8,7 +8,6 @@ injected runner (argv lists, never a shell), psutil, and Prometheus' HTTP API wh
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import subprocess
@@ -18,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import psutil
-import yaml
 
 from restartguard.config import Settings
+from restartguard.config_text import EditError, read_number
 from restartguard.receiver_config import ConfigSet, TraderConfigFile
 from rootcause.journal import entry_time, normalize_unit
 from rootcause.logparse import clean_line, parse_timestamp
@@ -117,17 +116,10 @@ def config_reader(cfg: TraderConfigFile) -> Callable[[str], float | None]:
     """A numeric key (dotted) of the trader's YAML, JSON or .env configuration."""
 
     def read(key: str) -> float | None:
-        text = cfg.path.read_text(encoding="utf-8")
-        fmt = cfg.resolved_format
-        if fmt == "env":
-            m = re.search(rf"^\s*(?:export\s+)?{re.escape(key)}\s*=\s*['\"]?([0-9.]+)", text, re.MULTILINE)
-            return float(m.group(1)) if m else None
-        doc: Any = json.loads(text) if fmt == "json" else yaml.safe_load(text)
-        for part in key.split("."):
-            if not isinstance(doc, dict) or part not in doc:
-                return None
-            doc = doc[part]
-        return float(doc) if isinstance(doc, int | float) and not isinstance(doc, bool) else None
+        try:
+            return read_number(cfg.path.read_text(encoding="utf-8"), cfg.resolved_format, key)
+        except EditError:  # present but not a number: nothing to report as "in effect"
+            return None
 
     return read
 
@@ -197,24 +189,16 @@ def host_readers(
         return [ln.strip() for ln in out.splitlines() if ln.strip().startswith(keep)][:12]
 
     def rss_samples(start: datetime, end: datetime) -> list[tuple[datetime, float]]:
-        import requests  # noqa: PLC0415 - heavy (~0.3 s); only when Prometheus is configured and an OOM is seen
+        # Loaded here: requests is heavy (~0.3 s), needed only when Prometheus is set and an OOM is seen.
+        from restartguard.promhttp import PrometheusClient  # noqa: PLC0415 - see above
 
         assert settings.report.prometheus_url is not None
-        resp = requests.get(
-            settings.report.prometheus_url.rstrip("/") + "/api/v1/query_range",
-            params={
-                "query": RSS_QUERY.format(service=settings.service_name),
-                "start": str(start.timestamp()),
-                "end": str(end.timestamp()),
-                "step": "60",
-            },
-            timeout=10,
+        rows = PrometheusClient(settings.report.prometheus_url).query_range(
+            RSS_QUERY.format(service=settings.service_name), start.timestamp(), end.timestamp(), 60
         )
-        body = resp.json()
-        result = body.get("data", {}).get("result") or []
         return [
             (datetime.fromtimestamp(float(t), start.tzinfo), float(v))
-            for t, v in (result[0]["values"] if result else [])
+            for t, v in (rows[0]["values"] if rows else [])
         ]
 
     return Readers(
