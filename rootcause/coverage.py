@@ -131,9 +131,13 @@ RECORD_STARTS = (b"20", b"[20", b"\x1b[", b'{"')
 
 def stamped_lines(block: bytes) -> int:
     """Lines of a block of complete lines that start like a log record (see RECORD_STARTS)."""
-    n = sum(block.count(b"\n" + s) for s in RECORD_STARTS) + block.startswith(RECORD_STARTS)
-    n -= sum(block.endswith(b"\n" + s) for s in RECORD_STARTS)  # not a line start: nothing follows
-    return n
+    most = block.count(b"\n") - block.endswith(b"\n")  # line starts after a newline
+    n = 0
+    for s in RECORD_STARTS:  # their first bytes differ: a line counts once
+        n += block.count(b"\n" + s) - block.endswith(b"\n" + s)  # at the very end: no line follows
+        if n >= most:  # every such line is counted: the other starts cannot add any
+            break
+    return n + block.startswith(RECORD_STARTS)
 
 
 def tally_log_block(cov: SourceCoverage, block: bytes, tz: tzinfo, last_ts: datetime | None) -> None:

@@ -24,7 +24,7 @@ from restartguard.systemd_values import parse_bytes, parse_seconds
 from rootcause import patterns as P
 from rootcause.code_evidence import STAMP_START, exception_facts, last_stamp
 from rootcause.journal import entry_message, entry_time
-from rootcause.logparse import parse_timestamp
+from rootcause.logparse import HourClock
 from rootcause.model import Restart
 from rootcause.proposal import Proposal
 from rootcause.readers import Context, Probe, ProcessInfo, Readers
@@ -318,9 +318,10 @@ def other_facts(restart: Restart, readers: Readers, ctx: Context, probe: Probe) 
     lines = probe.call("trader log", readers.log_lines, end - timedelta(hours=3), end)
     if lines is not None:
         checks: list[tuple[datetime, int]] = []
+        stamp = HourClock(ctx.tz).stamp
         for ln in lines:
             m = ctx.check_re.search(ln)  # only check lines need their time parsed
-            t = parse_timestamp(ln, ctx.tz) if m and ln[:1] in STAMP_START else None
+            t = stamp(ln) if m and ln[:1] in STAMP_START else None
             if t is not None and m is not None:
                 try:
                     checks.append((t, int(m.group(1))))

@@ -22,7 +22,7 @@ from restartguard.config import Settings
 from restartguard.config_text import EditError, read_number
 from restartguard.receiver_config import ConfigSet, TraderConfigFile
 from rootcause.journal import entry_time, normalize_unit
-from rootcause.logparse import clean_line, parse_timestamp
+from rootcause.logparse import HourClock, clean_line
 from rootcause.readers import Context, ProcessInfo, Readers
 from rootcause.scanner import offset_for_time
 
@@ -78,6 +78,7 @@ def log_window(paths: Sequence[Path], tz: tzinfo) -> Callable[[datetime, datetim
 
     def read(start: datetime, end: datetime) -> list[str]:
         out: list[str] = []
+        stamp = HourClock(tz).stamp
         for path in paths:
             if not path.is_file():
                 continue
@@ -90,7 +91,7 @@ def log_window(paths: Sequence[Path], tz: tzinfo) -> Callable[[datetime, datetim
                     ts = None
                     if line[:1].isdigit() or line[:1] == "[":
                         if line[:20] != seen:
-                            seen, seen_ts = line[:20], parse_timestamp(line, tz)
+                            seen, seen_ts = line[:20], stamp(line)
                         ts = seen_ts
                     if ts is not None:
                         if ts > end:

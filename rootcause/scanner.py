@@ -25,47 +25,19 @@ from typing import BinaryIO
 from rootcause import patterns as P
 from rootcause.collapse import RunCollapser
 from rootcause.hsprefilter import HyperscanPass
-from rootcause.logparse import MAX_LINE_CHARS, LineParser, clean_line, parse_timestamp
+from rootcause.logparse import (
+    FAST_TIMESTAMP_RE,
+    MAX_LINE_CHARS,
+    HourClock,
+    LineParser,
+    clean_line,
+    parse_timestamp,
+)
 from rootcause.model import Kind, Signal
 from rootcause.scanplan import bits, find_all, literal_plan
 
 BLOCK_SIZE = 8 * 1024 * 1024
 MAX_LOOKBACK_LINES = 200
-
-
-# The common line start "YYYY-MM-DD HH:MM:SS,mmm" with no UTC offset after it (what
-# P.TIMESTAMP_RE would read as naive local time with milliseconds); anything else is parsed by
-# parse_timestamp itself.
-FAST_TIMESTAMP_RE = re.compile(
-    r"(\d{4}-\d{2}-\d{2}[ T]\d{2}):([0-5]\d):([0-5]\d)[,.](\d{3})(?!\d)(?!\s?(?:Z|[+-]\d\d))"
-)
-FAST_TIMESTAMP_BYTES = re.compile(FAST_TIMESTAMP_RE.pattern.encode("ascii"))
-
-
-class _HourClock:
-    """UTC start of a local hour ``YYYY-MM-DD HH`` as :func:`parse_timestamp` computes it, cached;
-    None when that is no valid time or the zone's offset changes within the hour (then every
-    line of that hour goes through :func:`parse_timestamp` itself)."""
-
-    def __init__(self, tz: tzinfo) -> None:
-        self.tz = tz
-        self.hours: dict[str, datetime | None] = {}
-
-    def cached(self, key: str) -> datetime | None:
-        hours = self.hours
-        return hours[key] if key in hours else self.hour(key)
-
-    def hour(self, key: str) -> datetime | None:
-        base = parse_timestamp(key + ":00:00", self.tz)
-        if base is not None:
-            end = parse_timestamp(key + ":59:59.999999", self.tz)
-            if end is None or end - base != timedelta(seconds=3599, microseconds=999999):
-                base = None
-        if len(self.hours) >= 16:  # a log is written in time order; a small cache also
-            # pins no memory: entries made mid-scan would keep whole allocator arenas alive
-            self.hours.clear()
-        self.hours[key] = base
-        return base
 
 
 @dataclass
@@ -102,7 +74,7 @@ class BlockScanner:
         self.prefilter = prefilter
         self.plan = literal_plan(prefilter, parser.rules) if fast and prefilter is not None else None
         self.hs = HyperscanPass.build(self.plan) if hyperscan else None
-        self._clock = _HourClock(parser.tz)
+        self._clock = HourClock(parser.tz)
         self.collapser: RunCollapser | None = None
         if collapse and self.plan is not None and self.plan.check_verified_by_str:
             self.collapser = RunCollapser(self._clock.cached, parser.rules.check.search)

@@ -9,10 +9,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from incident_builder import KEY_ERROR, Incident
 
 from restartguard.config import load_settings
 from restartguard_cli.main import main
+from rootcause.coverage import RECORD_STARTS, stamped_lines
 from rootcause.investigation import investigate_settings
 
 # journalctl's default text output ("short"; src/shared/logs-show.c output_short, systemd v255) and
@@ -215,3 +218,12 @@ def test_check_config_warns_about_missing_sources(tmp_path: Path, capsys: pytest
     assert rc == 0 and "configuration OK" in out
     assert f"log.paths: {tmp_path / 'dir.log'} cannot be read" in err
     assert f"journal.json_file: {tmp_path / 'nope.json'} does not exist" in err
+
+
+@given(st.lists(st.sampled_from([b"20", b"[20", b"\x1b[", b'{"', b"x", b"\n", b"2", b"[", b"0 a"]), max_size=16))
+def test_stamped_lines_counts_each_record_start_once(parts: list[bytes]) -> None:
+    """The early stop (every line already counted) gives what counting every start gives: each
+    line starting like a record, counted once."""
+    block = b"".join(parts) + b"\n"  # a block of complete lines
+    lines = block.split(b"\n")[:-1]
+    assert stamped_lines(block) == sum(ln.startswith(RECORD_STARTS) for ln in lines)

@@ -21,7 +21,7 @@ from rootcause import hsprefilter, investigation
 from rootcause import scanner as logfile
 from rootcause.detect import compact, detect_restarts
 from rootcause.investigation import investigate, read_journal_file, rules_from_settings
-from rootcause.logparse import LineParser, LineRules
+from rootcause.logparse import HourClock, LineParser, LineRules, parse_timestamp
 from rootcause.model import Kind, Signal
 from rootcause.scanner import BlockScanner
 from rootcause.scanplan import compile_prefilter, literal_plan, split_alternatives
@@ -308,3 +308,15 @@ def test_every_corpus_log_gives_the_same_investigation(log: Path, monkeypatch: p
         for hyperscan in (False, True):
             for collapse in (False, True):
                 assert run(entries, fast=True, hyperscan=hyperscan, collapse=collapse) == ref
+
+
+@pytest.mark.parametrize("tz", [UTC, ZoneInfo("Europe/Berlin"), timezone(timedelta(hours=5, minutes=30))])
+def test_hour_clock_stamp_is_parse_timestamp(tz: tzinfo) -> None:
+    """HourClock.stamp (the log window readers' per-line time) gives parse_timestamp's value on
+    every line of the edge-case logs: every stamp format, DST gap and fold, garbage, non-ASCII."""
+    clock = HourClock(tz)
+    lines = [raw.decode("utf-8", errors="replace") for seed in range(2) for raw in make_log(seed).splitlines()]
+    lines += [s.format(s=7, ms=250) + suffix for s in STAMPS for suffix in ("", " x", "\x1c+0200", "\u2003+02")]
+    assert len(lines) > 6000
+    for line in lines:
+        assert clock.stamp(line) == parse_timestamp(line, tz), line
