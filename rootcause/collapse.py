@@ -34,9 +34,53 @@ CHUNK = 27  # the timestamp (23 bytes) and the 4 bytes that tell it has no UTC o
 # One line's start as the fast timestamp path reads it, then the bytes that must not begin an
 # offset (str \s also matches \x1c-\x1f and non-ASCII spaces: those lines are read line by line).
 _ONE = rb"\d{4}-\d\d-\d\d[ T]\d\d:[0-5]\d:[0-5]\d[,.]\d{3}(?!\d)(?![\x80-\xff\x1c-\x1f])(?!\s?(?:Z|[+-]\d\d))[\s\S]{4}"
-RUN_RE = re.compile(rb"(?:" + _ONE + rb")*")
 ONE_RE = re.compile(_ONE)
 HOUR = timedelta(hours=1)
+
+# plain_run() reads the chunks of a run column by column (``joined[p::CHUNK]``: one C-level slice
+# per byte position, not one regex step per line): the bytes each position of ONE_RE allows.
+_DIGITS = b"0123456789"
+_COLUMNS = {
+    **{p: _DIGITS for p in (0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 15, 18, 20, 21, 22)},
+    **{p: b"-" for p in (4, 7)},
+    **{p: b":" for p in (13, 16)},
+    **{p: b"012345" for p in (14, 17)},
+    10: b" T",
+    19: b",.",
+}
+_SPACE = b" \t\n\r\f\v"  # a bytes pattern's \s
+_NOT_AFTER = _DIGITS + b"Z" + bytes(range(0x80, 0x100)) + bytes(range(0x1C, 0x20))
+_SIGNS = b"+-"
+
+
+def _only(column: bytes, allowed: bytes) -> bool:
+    return not column.translate(None, allowed)
+
+
+def _any(column: bytes, these: bytes) -> bool:
+    return len(column.translate(None, these)) < len(column)
+
+
+def plain_run(joined: bytes) -> bool:
+    """Whether every CHUNK bytes of ``joined`` match ONE_RE (a plain local timestamp, no UTC
+    offset after it) and none holds a NUL. Conservative: a run that mixes, across its lines, the
+    pieces of an offset (a sign after the time on one line, two digits after it on another) is
+    refused even when no single line holds one; it is then read line by line."""
+    if not joined or len(joined) % CHUNK or b"\x00" in joined:
+        return False
+    cols = [joined[p::CHUNK] for p in range(CHUNK)]
+    if not all(_only(cols[p], allowed) for p, allowed in _COLUMNS.items()):
+        return False
+    after, b24, b25, b26 = cols[23:27]
+    if _any(after, _NOT_AFTER):  # (?!\d), no non-ASCII or \x1c-\x1f, no "Z"
+        return False
+    if _any(after, _SIGNS) and _any(b24, _DIGITS) and _any(b25, _DIGITS):  # "+09"
+        return False
+    # " Z", " +09"
+    return not (
+        _any(after, _SPACE)
+        and (_any(b24, b"Z") or (_any(b24, _SIGNS) and _any(b25, _DIGITS) and _any(b26, _DIGITS)))
+    )
 
 
 class RunCollapser:
@@ -93,7 +137,7 @@ class RunCollapser:
         chunks = [block[ls : ls + CHUNK] for ls in run]
         joined = b"".join(chunks)
         # A NUL is dropped when a line is decoded: it could hide an offset after the time.
-        if RUN_RE.fullmatch(joined) is not None and b"\x00" not in joined and chunks == sorted(chunks):
+        if plain_run(joined) and chunks == sorted(chunks):
             return self._reduce_ordered(block, run, chunks)
         # Rare: split into ordered stretches of plain lines; every other line is kept as it is.
         out: list[int] = []

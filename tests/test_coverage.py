@@ -220,7 +220,9 @@ def test_check_config_warns_about_missing_sources(tmp_path: Path, capsys: pytest
     assert f"journal.json_file: {tmp_path / 'nope.json'} does not exist" in err
 
 
-@given(st.lists(st.sampled_from([b"20", b"[20", b"\x1b[", b'{"', b"x", b"\n", b"2", b"[", b"0 a"]), max_size=16))
+@given(
+    st.lists(st.sampled_from([b"20", b"[20", b"\x1b[", b'{"', b"x", b"\n", b"2", b"[", b"0 a"]), max_size=16)
+)
 def test_stamped_lines_counts_each_record_start_once(parts: list[bytes]) -> None:
     """The early stop (every line already counted) gives what counting every start gives: each
     line starting like a record, counted once."""

@@ -15,10 +15,13 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from restartguard.config import LogSettings
 from rootcause import hsprefilter, investigation
 from rootcause import scanner as logfile
+from rootcause.collapse import ONE_RE, plain_run
 from rootcause.detect import compact, detect_restarts
 from rootcause.investigation import investigate, read_journal_file, rules_from_settings
 from rootcause.logparse import HourClock, LineParser, LineRules, parse_timestamp
@@ -315,8 +318,51 @@ def test_hour_clock_stamp_is_parse_timestamp(tz: tzinfo) -> None:
     """HourClock.stamp (the log window readers' per-line time) gives parse_timestamp's value on
     every line of the edge-case logs: every stamp format, DST gap and fold, garbage, non-ASCII."""
     clock = HourClock(tz)
-    lines = [raw.decode("utf-8", errors="replace") for seed in range(2) for raw in make_log(seed).splitlines()]
-    lines += [s.format(s=7, ms=250) + suffix for s in STAMPS for suffix in ("", " x", "\x1c+0200", "\u2003+02")]
+    lines = [
+        raw.decode("utf-8", errors="replace") for seed in range(2) for raw in make_log(seed).splitlines()
+    ]
+    lines += [
+        s.format(s=7, ms=250) + suffix for s in STAMPS for suffix in ("", " x", "\x1c+0200", "\u2003+02")
+    ]
     assert len(lines) > 6000
     for line in lines:
         assert clock.stamp(line) == parse_timestamp(line, tz), line
+
+
+RUN_RE = re.compile(rb"(?:" + ONE_RE.pattern + rb")*")  # the reference: one line at a time
+_TAIL_BYTES = [b" ", b"\t", b"Z", b"+", b"-", b"0", b"9", b"T", b"x", b"\x1c", b"\x80", b"\n", b"\x00", b":"]
+
+
+@st.composite
+def chunk_runs(draw: st.DrawFn) -> bytes:
+    stamp = st.sampled_from(
+        [
+            "2026-09-03 22:15:07,250",
+            "2026-09-03T23:59:59.999",
+            "2026-09-03 22:65:07,250",
+            "2026-9-03 22:15:07,250x",
+            "2026-09-03 22:15:07,2500",
+            "2026-09-03_22:15:07,250",
+        ]
+    )
+    tail = st.lists(st.sampled_from(_TAIL_BYTES), min_size=4, max_size=4).map(b"".join)
+    pieces = draw(st.lists(st.tuples(stamp, tail), min_size=1, max_size=6))
+    return b"".join(s.encode()[:23].ljust(23, b"0") + t for s, t in pieces)
+
+
+@settings(max_examples=3000, deadline=None)
+@given(chunk_runs())
+def test_plain_run_never_accepts_what_the_line_regex_refuses(joined: bytes) -> None:
+    """plain_run (column by column) is sound against ONE_RE line by line: whatever it accepts
+    every line accepts; it may refuse more (a run mixing an offset's pieces across lines)."""
+    if plain_run(joined):
+        assert RUN_RE.fullmatch(joined) is not None and b"\x00" not in joined
+
+
+@pytest.mark.parametrize(
+    "tail", [b" - t", b" INF", b" [ma", b"\tpid", b" 123", b"] - ", b" -- ", b"\n202", b"+ 12", b" - 1"]
+)
+def test_plain_run_accepts_the_common_formats(tail: bytes) -> None:
+    joined = b"".join(f"2026-09-03 22:15:{s:02d},{s * 7:03d}".encode() + tail for s in range(50))
+    assert RUN_RE.fullmatch(joined) is not None
+    assert plain_run(joined)
