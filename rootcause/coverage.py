@@ -129,15 +129,17 @@ class JournalTally:
 RECORD_STARTS = (b"20", b"[20", b"\x1b[", b'{"')
 
 
+# A line start that is not a record start (rare in a log: a traceback's lines, blank lines); the
+# block's last newline matches too, as nothing follows it. One regex pass that stops only at
+# newlines, against one bytes.count per record start (each several times slower on log text).
+_OTHER_LINE_START = re.compile(rb"\n(?!" + b"|".join(re.escape(s) for s in RECORD_STARTS) + rb")")
+
+
 def stamped_lines(block: bytes) -> int:
     """Lines of a block of complete lines that start like a log record (see RECORD_STARTS)."""
-    most = block.count(b"\n") - block.endswith(b"\n")  # line starts after a newline
-    n = 0
-    for s in RECORD_STARTS:  # their first bytes differ: a line counts once
-        n += block.count(b"\n" + s) - block.endswith(b"\n" + s)  # at the very end: no line follows
-        if n >= most:  # every such line is counted: the other starts cannot add any
-            break
-    return n + block.startswith(RECORD_STARTS)
+    if not block:
+        return 0
+    return block.startswith(RECORD_STARTS) + block.count(b"\n") - len(_OTHER_LINE_START.findall(block))
 
 
 def tally_log_block(cov: SourceCoverage, block: bytes, tz: tzinfo, last_ts: datetime | None) -> None:
