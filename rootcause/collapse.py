@@ -27,6 +27,9 @@ import re
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
+from itertools import accumulate, repeat
+from operator import getitem
+from typing import cast
 
 from rootcause.logparse import clean_line
 
@@ -36,6 +39,8 @@ CHUNK = 27  # the timestamp (23 bytes) and the 4 bytes that tell it has no UTC o
 _ONE = rb"\d{4}-\d\d-\d\d[ T]\d\d:[0-5]\d:[0-5]\d[,.]\d{3}(?!\d)(?![\x80-\xff\x1c-\x1f])(?!\s?(?:Z|[+-]\d\d))[\s\S]{4}"
 ONE_RE = re.compile(_ONE)
 HOUR = timedelta(hours=1)
+_CHUNK_SLICE = slice(0, CHUNK)
+_PLUS_ONE = (1).__add__  # a line's length and its newline, summed at C speed by accumulate()
 
 # plain_run() reads the chunks of a run column by column (``joined[p::CHUNK]``: one C-level slice
 # per byte position, not one regex step per line): the bytes each position of ONE_RE allows.
@@ -114,6 +119,44 @@ class RunCollapser:
             while lo < len(checks) and checks[lo] == edge:
                 lo += 1
         return out
+
+    def kept_lines(self, block: bytes, literal: bytes, edges: Sequence[int], start: int) -> list[int]:
+        """:meth:`kept` for a block most of whose lines are check lines, without a list of them:
+        each stretch between two ``edges`` is split into its lines at C speed and, when every
+        line begins with a plain timestamp in order, read down as one run (lines that are no check
+        are skipped by the search for the last check); otherwise its lines holding ``literal``
+        (what the literal first pass reports) are reduced as :meth:`kept` does."""
+        out: list[int] = []
+        n = len(block)
+        a = start
+        for edge in [*edges, n]:
+            if a < edge and block.find(literal, a, edge) >= 0:
+                out.extend(self._stretch(block, literal, a, edge))
+            if edge < n:
+                a = max(a, block.find(b"\n", edge) + 1 or n)
+        return out
+
+    def _stretch(self, block: bytes, literal: bytes, a: int, b: int) -> list[int]:
+        seg = block[a:b]
+        lines = seg.split(b"\n")
+        if seg.endswith(b"\n"):
+            lines.pop()
+        chunks = cast(
+            list[bytes], list(map(getitem, lines, repeat(_CHUNK_SLICE)))
+        )  # line[:CHUNK], at C speed
+        joined = b"".join(chunks)
+        if len(joined) == CHUNK * len(chunks) and plain_run(joined) and chunks == sorted(chunks):
+            starts = list(accumulate(map(_PLUS_ONE, map(len, lines)), initial=a))
+            starts.pop()
+            return self._reduce_ordered(block, starts, chunks)
+        run: list[int] = []
+        p = block.find(literal, a, b)
+        while p >= 0:
+            ls = block.rfind(b"\n", 0, p) + 1
+            if not run or run[-1] != ls:
+                run.append(ls)
+            p = block.find(literal, p + len(literal), b)
+        return self._reduce(block, run)
 
     def covers(self, starts: Iterable[datetime]) -> bool:
         """Whether a start falls inside a stretch of checks read down to its last: then the log is

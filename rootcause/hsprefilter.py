@@ -105,6 +105,18 @@ class HyperscanPass:
         )
         self.check_mask = plan.check_mask
         self.check_ids = frozenset(i for i in range(len(exprs)) if plan.check_mask >> i & 1)
+        # The branches without the check lines, for blocks read as runs of lines (see
+        # candidates(with_checks=False)): most of such a block's lines would each call back.
+        other_ids = [i for i in range(len(exprs)) if i not in self.check_ids]
+        self.db_others: Any = None
+        if other_ids:
+            self.db_others = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
+            self.db_others.compile(
+                expressions=[exprs[i] for i in other_ids],
+                ids=other_ids,
+                elements=len(other_ids),
+                flags=[hyperscan.HS_FLAG_MULTILINE] * len(other_ids),
+            )
 
     @classmethod
     def build(cls, plan: LiteralPlan | None) -> HyperscanPass | None:
@@ -116,7 +128,7 @@ class HyperscanPass:
         except (hyperscan.HyperscanError, ValueError):
             return None
 
-    def matches(self, block: bytes) -> list[int]:
+    def matches(self, block: bytes, db: Any = None) -> list[int]:
         """``end << 16 | branch`` of every match in ``block``, in Hyperscan's report order."""
         hits: list[int] = []
         append = hits.append
@@ -124,10 +136,24 @@ class HyperscanPass:
         def on_match(branch: int, _start: int, end: int, _flags: int, _ctx: object) -> None:
             append(end << 16 | branch)
 
-        self.db.scan(block, match_event_handler=on_match)
+        (db or self.db).scan(block, match_event_handler=on_match)
         return hits
 
-    def candidates(self, block: bytes, start: int) -> tuple[list[int], dict[int, int]]:
+    def candidates(
+        self, block: bytes, start: int, *, with_checks: bool = True
+    ) -> tuple[list[int], dict[int, int]]:
+        """``with_checks=False``: the check branches are not searched (no list of check lines is
+        returned) and every other line's mask also names them (the caller reads the check lines
+        itself)."""
+        if not with_checks:
+            others: dict[int, int] = {}
+            if self.db_others is not None:
+                get, rfind, mask = others.get, block.rfind, self.check_mask
+                for h in self.matches(block, self.db_others):
+                    ls = rfind(b"\n", 0, h >> 16) + 1
+                    if ls >= start:
+                        others[ls] = get(ls, mask) | 1 << (h & 0xFFFF)
+            return [], others
         hits = self.matches(block)
         rfind = block.rfind
         ids = self.check_ids
@@ -136,7 +162,7 @@ class HyperscanPass:
         checks.sort()
         if start:
             checks = checks[bisect_left(checks, start) :]
-        others: dict[int, int] = {}
+        others = {}
         get = others.get
         for h in hits:
             branch = h & 0xFFFF

@@ -37,6 +37,10 @@ from rootcause.model import Kind, Signal
 from rootcause.scanplan import bits, find_all, literal_plan
 
 BLOCK_SIZE = 8 * 1024 * 1024
+# A block where at least one line in DENSE_SHARE holds the check literal is read as runs of lines
+# (a trader that logs little but its checks): see BlockScanner._dense_literal.
+DENSE_SHARE = 3
+DENSE_MIN_LINES = 64
 MAX_LOOKBACK_LINES = 200
 
 
@@ -76,6 +80,14 @@ class BlockScanner:
         self.hs = HyperscanPass.build(self.plan) if hyperscan else None
         self._clock = HourClock(parser.tz)
         self.collapser: RunCollapser | None = None
+        # The one literal every check line holds, held by no other branch's lines (else None).
+        self._check_literal: bytes | None = None
+        if self.plan is not None:
+            own = [
+                (lit, icase, mask) for lit, icase, mask in self.plan.literals if mask & self.plan.check_mask
+            ]
+            if len(own) == 1 and not own[0][1] and not own[0][2] & ~self.plan.check_mask:
+                self._check_literal = own[0][0]
         if collapse and self.plan is not None and self.plan.check_verified_by_str:
             self.collapser = RunCollapser(self._clock.cached, parser.rules.check.search)
             self.collapser.boundaries = sorted(boundaries)
@@ -227,15 +239,22 @@ class BlockScanner:
         append = signals.append
         n = len(block)
         find = block.find
-        checks, others = self.hs.candidates(block, pos) if self.hs else self._candidates(block, pos)
+        dense = self._dense_literal(block, pos) if collapse and self.collapser is not None else None
+        if dense is not None and self.hs is not None:
+            checks, others = self.hs.candidates(block, pos, with_checks=False)
+        else:
+            checks, others = self.hs.candidates(block, pos) if self.hs else self._candidates(block, pos)
         # The shortcut needs lines that decode to themselves: ASCII, no NUL, no CR.
         clean = block.isascii() and find(b"\x00") < 0 and find(b"\r") < 0
         kind, number_key, td = Kind.CHECK, "number", timedelta
-        if collapse and self.collapser is not None and checks:
+        if collapse and self.collapser is not None and (checks or dense is not None):
             # Runs of checks end at lines that may be starts (other lines do not end a stretch).
             starts = plan.start_mask & ~check_mask
             edges = sorted(ls for ls, m in others.items() if m & starts)
-            kept = self.collapser.kept(block, checks, edges, pos)
+            if dense is not None:
+                kept = self.collapser.kept_lines(block, dense, edges, pos)
+            else:
+                kept = self.collapser.kept(block, checks, edges, pos)
             order = sorted({*kept, *others})
         else:
             order = sorted(checks + list(others)) if others else checks
@@ -285,6 +304,16 @@ class BlockScanner:
             if not any(branches[i].search(block, ls, le) for i in bits(mask)):
                 continue  # a literal without its branch: not a prefilter line
             pos = self._feed_line(block, ls, le, res)
+
+    def _dense_literal(self, block: bytes, pos: int) -> bytes | None:
+        """The check pattern's literal when at least 1 in DENSE_SHARE lines of ``block`` hold it
+        and Hyperscan is in use: then the block's runs are read as lines (RunCollapser.kept_lines)
+        instead of one Hyperscan report per check line."""
+        lit = self._check_literal
+        if lit is None or self.hs is None:
+            return None
+        lines = block.count(b"\n", pos)
+        return lit if lines >= DENSE_MIN_LINES and block.count(lit, pos) * DENSE_SHARE >= lines else None
 
     def _feed_traceback_tail(self, block: bytes, pos: int, res: BlockResult) -> int:
         """Feed continuation lines of a pending traceback up to (not including) the next record."""
