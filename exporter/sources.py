@@ -110,7 +110,7 @@ class LogFileSource(_FollowedFile):
         batch = Batch(more=self.follower.more)
         if data:
             batch.records = data.count(b"\n")
-            batch.understood = stamped_lines(data)
+            batch.understood = stamped_lines(data, batch.records)
             before = self.parser.state()
             res = self.scanner.scan_big(data)
             if self.scanner.collapsed_across(s.at for s in res.signals if s.kind is Kind.START):

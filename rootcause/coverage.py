@@ -135,19 +135,23 @@ RECORD_STARTS = (b"20", b"[20", b"\x1b[", b'{"')
 _OTHER_LINE_START = re.compile(rb"\n(?!" + b"|".join(re.escape(s) for s in RECORD_STARTS) + rb")")
 
 
-def stamped_lines(block: bytes) -> int:
-    """Lines of a block of complete lines that start like a log record (see RECORD_STARTS)."""
+def stamped_lines(block: bytes, lines: int | None = None) -> int:
+    """Lines of a block of complete lines that start like a log record (see RECORD_STARTS);
+    ``lines``: the block's newlines when the caller has counted them already."""
     if not block:
         return 0
-    return block.startswith(RECORD_STARTS) + block.count(b"\n") - len(_OTHER_LINE_START.findall(block))
+    if lines is None:
+        lines = block.count(b"\n")
+    return block.startswith(RECORD_STARTS) + lines - len(_OTHER_LINE_START.findall(block))
 
 
 def tally_log_block(cov: SourceCoverage, block: bytes, tz: tzinfo, last_ts: datetime | None) -> None:
-    """Count one block of complete log lines: lines read, and lines that start like a timestamp
-    (``20``/``[20`` at line start: counted with ``bytes.count``, as a regex over every line would
-    cost a third of the scan; the span itself comes from parsed timestamps)."""
-    cov.read += block.count(b"\n")
-    stamped = stamped_lines(block)
+    """Count one block of complete log lines: lines read, and lines that start like a record
+    (:func:`stamped_lines`: a regex step per line would cost a third of the scan; the span itself
+    comes from parsed timestamps)."""
+    lines = block.count(b"\n")
+    cov.read += lines
+    stamped = stamped_lines(block, lines)
     if not stamped:
         return
     cov.understood += stamped

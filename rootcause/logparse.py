@@ -95,6 +95,7 @@ def parse_timestamp(line: str, tz: tzinfo) -> datetime | None:
 # The common line start "YYYY-MM-DD HH:MM:SS,mmm" with no UTC offset after it (what
 # P.TIMESTAMP_RE would read as naive local time with milliseconds); anything else is parsed by
 # parse_timestamp itself.
+STAMP_HEAD = 27  # the 23 characters of the time and the 4 its lookaheads read
 FAST_TIMESTAMP_RE = re.compile(
     r"(\d{4}-\d{2}-\d{2}[ T]\d{2}):([0-5]\d):([0-5]\d)[,.](\d{3})(?!\d)(?!\s?(?:Z|[+-]\d\d))"
 )
@@ -108,6 +109,8 @@ class HourClock:
     def __init__(self, tz: tzinfo) -> None:
         self.tz = tz
         self.hours: dict[str, datetime | None] = {}
+        self._head: str | None = None  # the last plain line start stamp() read, and its time
+        self._head_ts: datetime | None = None
 
     def cached(self, key: str) -> datetime | None:
         hours = self.hours
@@ -128,14 +131,20 @@ class HourClock:
     def stamp(self, line: str) -> datetime | None:
         """``parse_timestamp(line, tz)``, from the cached hour when the line begins with a plain
         ASCII ``YYYY-MM-DD HH:MM:SS,mmm`` (a log's every line pays for one regex match, not for a
-        datetime built and converted)."""
-        m = FAST_TIMESTAMP_RE.match(line) if line.isascii() else None
+        datetime built and converted); a line beginning like the one before costs a comparison.
+        FAST_TIMESTAMP_RE reads no further than STAMP_HEAD characters, so they decide."""
+        head = line[:STAMP_HEAD]
+        if head == self._head:
+            return self._head_ts
+        m = FAST_TIMESTAMP_RE.match(head) if head.isascii() else None
         if m is not None:
             key, mm, ss, frac = m.groups()
             hours = self.hours
             base = hours[key] if key in hours else self.hour(key)
             if base is not None:
-                return base + timedelta(0, int(mm) * 60 + int(ss), int(frac) * 1000)
+                self._head = head
+                self._head_ts = base + timedelta(0, int(mm) * 60 + int(ss), int(frac) * 1000)
+                return self._head_ts
         return parse_timestamp(line, self.tz)
 
 

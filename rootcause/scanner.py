@@ -41,6 +41,7 @@ BLOCK_SIZE = 8 * 1024 * 1024
 # (a trader that logs little but its checks): see BlockScanner._dense_literal.
 DENSE_SHARE = 3
 DENSE_MIN_LINES = 64
+DENSE_SAMPLE = 256 * 1024
 MAX_LOOKBACK_LINES = 200
 
 
@@ -312,8 +313,9 @@ class BlockScanner:
         lit = self._check_literal
         if lit is None or self.hs is None:
             return None
-        lines = block.count(b"\n", pos)
-        return lit if lines >= DENSE_MIN_LINES and block.count(lit, pos) * DENSE_SHARE >= lines else None
+        end = pos + DENSE_SAMPLE  # a sample decides: it only chooses how the block is read
+        lines = block.count(b"\n", pos, end)
+        return lit if lines >= DENSE_MIN_LINES and block.count(lit, pos, end) * DENSE_SHARE >= lines else None
 
     def _feed_traceback_tail(self, block: bytes, pos: int, res: BlockResult) -> int:
         """Feed continuation lines of a pending traceback up to (not including) the next record."""

@@ -327,6 +327,8 @@ def test_hour_clock_stamp_is_parse_timestamp(tz: tzinfo) -> None:
     assert len(lines) > 6000
     for line in lines:
         assert clock.stamp(line) == parse_timestamp(line, tz), line
+        for same_head in (line[:27] + " 起動 +09:00", line[:26], line[:27] + "0"):  # right after it
+            assert clock.stamp(same_head) == parse_timestamp(same_head, tz), same_head
 
 
 RUN_RE = re.compile(rb"(?:" + ONE_RE.pattern + rb")*")  # the reference: one line at a time
