@@ -7,12 +7,13 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, tzinfo
 from typing import Any
 
 from rootcause import patterns as P
+from rootcause.logparse import parse_timestamp
 from rootcause.model import Restart
-from rootcause.readers import Context, LogRecord, Probe, Readers
+from rootcause.readers import Context, Probe, Readers
 
 # Paths that are not the trader's own code.
 LIBRARY_RE = re.compile(r"site-packages|dist-packages|/lib/python\d|^<frozen|^<string>|/usr/lib/python")
@@ -21,6 +22,7 @@ HOST_RE = re.compile(r"host='([^']+)'")
 URL_PATH_RE = re.compile(r"url: (/[^\s'\")]*)|(?:GET|POST|PUT|DELETE) (/[^\s'\")]*)")
 TIMEOUT_VALUE_RE = re.compile(r"(?:read|connect)? ?timeout=([0-9.]+)")
 SOURCE_CONTEXT = 3
+STAMP_START = frozenset("0123456789[")
 
 
 # -- exception / api_timeout --------------------------------------------------------------------
@@ -109,12 +111,12 @@ def _fuller_traceback(restart: Restart, readers: Readers, ctx: Context, probe: P
     (e.g. from the journal, where lines can be lost) has none."""
     assert restart.traceback is not None
     end = restart.died_at or restart.at
-    records = probe.call(
-        "trader log", readers.log_records, end - timedelta(minutes=10), end + timedelta(minutes=1)
+    lines = probe.call(
+        "trader log", readers.log_lines, end - timedelta(minutes=10), end + timedelta(minutes=1)
     )
     found: str | None = None
     block: list[str] = []
-    for ln in [*(ln for _, ln in records or ()), "0"]:
+    for ln in [*(lines or []), "0"]:
         if block and ln[:1].isdigit():  # the next record ends the traceback
             if block[-1].strip() == restart.traceback.exception.strip() and parse_frames("\n".join(block)):
                 found = "\n".join(block)
@@ -187,17 +189,25 @@ def _timeout_facts(
         if got is not None:
             out["timeout_config"] = {"key": ctx.timeout_key, "value": got}
     end = restart.died_at or restart.at
-    records = probe.call("trader log", readers.log_records, end - timedelta(hours=1), end)
-    if records is not None:
+    lines = probe.call("trader log", readers.log_lines, end - timedelta(hours=1), end)
+    if lines is not None:
         # The crash's own record is the last one; the timeouts logged before it were handled.
-        last = last_stamp(records)
-        stamped = [t for t, ln in records if t is not None and P.TIMEOUT_RE.search(ln)]
+        last = last_stamp(lines, ctx.tz)
+        stamped = [
+            t
+            for ln in lines
+            if ln[:1].isdigit() and P.TIMEOUT_RE.search(ln) and (t := parse_timestamp(ln, ctx.tz)) is not None
+        ]
         out["handled_timeouts_hour"] = sum(
             1 for t in stamped if last is not None and (last - t).total_seconds() > 1.0
         )
     return out
 
 
-def last_stamp(records: Sequence[LogRecord]) -> datetime | None:
+def last_stamp(lines: Sequence[str], tz: tzinfo) -> datetime | None:
     """The time of the last timestamped line."""
-    return next((t for t, _ in reversed(records) if t is not None), None)
+    for ln in reversed(lines):
+        t = parse_timestamp(ln, tz) if ln[:1] in STAMP_START else None
+        if t is not None:
+            return t
+    return None

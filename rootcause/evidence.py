@@ -22,8 +22,9 @@ from typing import Any
 
 from restartguard.systemd_values import parse_bytes, parse_seconds
 from rootcause import patterns as P
-from rootcause.code_evidence import exception_facts, last_stamp
+from rootcause.code_evidence import STAMP_START, exception_facts, last_stamp
 from rootcause.journal import entry_message, entry_time
+from rootcause.logparse import HourClock
 from rootcause.model import Restart
 from rootcause.proposal import Proposal
 from rootcause.readers import Context, Probe, ProcessInfo, Readers
@@ -185,8 +186,7 @@ def kill_facts(restart: Restart, readers: Readers, ctx: Context, probe: Probe) -
     if stop_at is None:
         return out
     lo, hi = stop_at - timedelta(seconds=5), killed_at or end
-    records = probe.call("trader log", readers.log_records, lo, hi)
-    lines = None if records is None else [ln for _, ln in records]
+    lines = probe.call("trader log", readers.log_lines, lo, hi)
     stdout = [entry_message(e) for t, e in mine if e.get("_PID") not in (None, "1") and lo <= t <= hi]
     if lines is not None or stdout:
         said = [ln for ln in [*(lines or []), *stdout] if P.SIGTERM_RE.search(ln) or SHUTDOWN_RE.search(ln)]
@@ -315,17 +315,19 @@ def check_gaps(stamped: Sequence[tuple[datetime, int]]) -> dict[str, Any]:
 def other_facts(restart: Restart, readers: Readers, ctx: Context, probe: Probe) -> dict[str, Any]:
     out: dict[str, Any] = {"limit_core": ctx.limit_core}
     end = restart.died_at or restart.at
-    records = probe.call("trader log", readers.log_records, end - timedelta(hours=3), end)
-    if records is not None:
+    lines = probe.call("trader log", readers.log_lines, end - timedelta(hours=3), end)
+    if lines is not None:
         checks: list[tuple[datetime, int]] = []
-        search = ctx.check_re.search
-        for t, ln in records:
-            if t is not None and (m := search(ln)) is not None:
+        stamp = HourClock(ctx.tz).stamp
+        for ln in lines:
+            m = ctx.check_re.search(ln)  # only check lines need their time parsed
+            t = stamp(ln) if m and ln[:1] in STAMP_START else None
+            if t is not None and m is not None:
                 try:
                     checks.append((t, int(m.group(1))))
                 except (IndexError, ValueError, TypeError):
                     continue
-        last_line = last_stamp(records)
+        last_line = last_stamp(lines, ctx.tz)
         out.update(check_gaps(checks))
         if last_line is not None and restart.died_at is not None:
             out["silence_seconds"] = round((restart.died_at - last_line).total_seconds(), 1)

@@ -23,7 +23,7 @@ from restartguard.config_text import EditError, read_number
 from restartguard.receiver_config import ConfigSet, TraderConfigFile
 from rootcause.journal import entry_time, normalize_unit
 from rootcause.logparse import HourClock, clean_line
-from rootcause.readers import Context, LogRecord, ProcessInfo, Readers
+from rootcause.readers import Context, ProcessInfo, Readers
 from rootcause.scanner import offset_for_time
 
 Runner = Callable[[list[str]], tuple[int, str]]
@@ -73,12 +73,11 @@ def read_source(path: str) -> list[str] | None:
     return read_lines(real) if real.suffix == ".py" else None
 
 
-def log_window(paths: Sequence[Path], tz: tzinfo) -> Callable[[datetime, datetime], list[LogRecord]]:
-    """Lines of the trader's log files written in [start, end] (continuation lines included), each
-    with its own timestamp (None for a continuation line), parsed once for every consumer."""
+def log_window(paths: Sequence[Path], tz: tzinfo) -> Callable[[datetime, datetime], list[str]]:
+    """Lines of the trader's log files written in [start, end] (continuation lines included)."""
 
-    def read(start: datetime, end: datetime) -> list[LogRecord]:
-        out: list[LogRecord] = []
+    def read(start: datetime, end: datetime) -> list[str]:
+        out: list[str] = []
         stamp = HourClock(tz).stamp
         for path in paths:
             if not path.is_file():
@@ -86,15 +85,20 @@ def log_window(paths: Sequence[Path], tz: tzinfo) -> Callable[[datetime, datetim
             with path.open("rb") as fh:
                 fh.seek(offset_for_time(path, start, tz))
                 inside = False
+                seen, seen_ts = "", None  # lines of one second share its time (no finer edge needed)
                 for raw in fh:
                     line = clean_line(raw)
-                    ts = stamp(line) if line[:1].isdigit() or line[:1] == "[" else None
+                    ts = None
+                    if line[:1].isdigit() or line[:1] == "[":
+                        if line[:20] != seen:
+                            seen, seen_ts = line[:20], stamp(line)
+                        ts = seen_ts
                     if ts is not None:
                         if ts > end:
                             break
                         inside = ts >= start
                     if inside:
-                        out.append((ts, line))
+                        out.append(line)
                         if len(out) >= MAX_LOG_LINES:
                             del out[: MAX_LOG_LINES // 2]
         return out
@@ -150,7 +154,7 @@ def saved_readers(
     """Readers over the saved logs being investigated (plus source files and the trader's config)."""
     cfg = settings.receiver.trader_config if settings is not None else None
     return Readers(
-        log_records=log_window(list(log_files), tz) if log_files else None,
+        log_lines=log_window(list(log_files), tz) if log_files else None,
         journal=journal_window(entries) if entries else None,
         source=read_source,
         config_value=config_reader(cfg) if cfg is not None else None,

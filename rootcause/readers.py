@@ -15,8 +15,6 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-LogRecord = tuple[datetime | None, str]  # a log line and its own timestamp, parsed once
-
 
 @dataclass(frozen=True)
 class ProcessInfo:
@@ -30,8 +28,7 @@ class ProcessInfo:
 class Readers:
     """Read-only accessors; ``None`` means the source is not available here."""
 
-    # Trader log lines written in [a, b], each with its own timestamp (None: a continuation line).
-    log_records: Callable[[datetime, datetime], list[LogRecord]] | None = None
+    log_lines: Callable[[datetime, datetime], list[str]] | None = None  # trader log lines in [a, b]
     journal: Callable[[datetime, datetime], list[dict[str, Any]]] | None = None
     source: Callable[[str], list[str] | None] | None = None  # a source file's lines, None unreadable
     unit_properties: Callable[[Sequence[str]], dict[str, str]] | None = None

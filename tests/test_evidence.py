@@ -483,7 +483,7 @@ def test_a_broken_reader_or_evidence_never_loses_the_restart(tmp_path: Path) -> 
     def boom(*args: Any) -> Any:
         raise RuntimeError("reader exploded")
 
-    readers = Readers(log_records=boom, journal=boom, source=boom, unit_properties=boom, coredump=boom)
+    readers = Readers(log_lines=boom, journal=boom, source=boom, unit_properties=boom, coredump=boom)
     (r,) = run(silent_death(), tmp_path, readers)
     f = facts(r)
     assert any("RuntimeError" in n for n in f["not_checked"])
