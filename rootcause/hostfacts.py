@@ -74,7 +74,14 @@ def read_source(path: str) -> list[str] | None:
 
 
 def log_window(paths: Sequence[Path], tz: tzinfo) -> Callable[[datetime, datetime], list[str]]:
-    """Lines of the trader's log files written in [start, end] (continuation lines included)."""
+    """Lines of the trader's log files written in [start, end] (continuation lines included), read
+    in file order from the first line at or after ``start`` to the last line at or before ``end``
+    (a log written in time order, as the seek by time assumes).
+
+    Only the lines near the window's edges have their time read: every line before ``sure`` (found
+    by the same binary search, before the first record at ``end``) is inside once one line at or
+    after ``start`` was (a 3-hour window of a busy log is ~20,000 lines; the consumers read the
+    times of the few lines they need)."""
 
     def read(start: datetime, end: datetime) -> list[str]:
         out: list[str] = []
@@ -82,21 +89,20 @@ def log_window(paths: Sequence[Path], tz: tzinfo) -> Callable[[datetime, datetim
         for path in paths:
             if not path.is_file():
                 continue
+            sure = offset_for_time(path, end, tz)
+            pos = offset_for_time(path, start, tz)
             with path.open("rb") as fh:
-                fh.seek(offset_for_time(path, start, tz))
+                fh.seek(pos)
                 inside = False
-                seen, seen_ts = "", None  # lines of one second share its time (no finer edge needed)
                 for raw in fh:
+                    at, pos = pos, pos + len(raw)
                     line = clean_line(raw)
-                    ts = None
-                    if line[:1].isdigit() or line[:1] == "[":
-                        if line[:20] != seen:
-                            seen, seen_ts = line[:20], stamp(line)
-                        ts = seen_ts
-                    if ts is not None:
-                        if ts > end:
-                            break
-                        inside = ts >= start
+                    if not inside or at >= sure:
+                        ts = stamp(line) if line[:1].isdigit() or line[:1] == "[" else None
+                        if ts is not None:
+                            if ts > end:
+                                break
+                            inside = ts >= start
                     if inside:
                         out.append(line)
                         if len(out) >= MAX_LOG_LINES:

@@ -150,3 +150,30 @@ def test_source_reader_reads_only_python_files(tmp_path: Path) -> None:
     assert read_source(str(tmp_path / "evil.py")) is None  # nor through a .py link to it
     assert read_source("loop.py") is None and read_source(str(tmp_path / "missing.py")) is None
     assert read_source(str(tmp_path / ".." / tmp_path.name / "loop.py")) is None
+
+
+def test_log_window_of_a_big_log_is_every_line_inside(tmp_path: Path) -> None:
+    """A window in the middle of a log several seek steps long: exactly the lines from the first
+    at or after the start to the last at or before the end, continuation lines included (the lines
+    between the edges have no time read)."""
+    log = tmp_path / "trader.log"
+    lines: list[tuple[datetime | None, str]] = []
+    for i in range(20_000):
+        at = T + timedelta(seconds=i * 0.5)
+        stamp = at.strftime("%Y-%m-%d %H:%M:%S") + f",{at.microsecond // 1000:03d}"
+        lines.append((at, f"{stamp} - trader - INFO - check #{i} balance=1250.12 USDT positions=1"))
+        if i % 997 == 0:
+            lines.append((None, f"  continuation of #{i}"))
+    log.write_text("".join(text + "\n" for _, text in lines))
+    assert log.stat().st_size > 10 * 64 * 1024
+    for a, b in [(1000.0, 4000.0), (37.25, 9999.5), (0.0, 10.0), (9000.0, 20000.0)]:
+        start, end = T + timedelta(seconds=a), T + timedelta(seconds=b)
+        want, inside = [], False
+        for at, text in lines:
+            if at is not None:
+                if at > end:
+                    break
+                inside = at >= start
+            if inside:
+                want.append(text)
+        assert log_window([log], UTC)(start, end) == want
