@@ -4,7 +4,10 @@ a closed pipe (``restartguard investigate … | head -1``)."""
 from __future__ import annotations
 
 import os
+import shutil
+import stat
 import sys
+import tempfile
 from pathlib import Path
 
 from restartguard.errors import UsageError
@@ -20,6 +23,26 @@ def require_file(path: Path | str, *, flag: str, what: str = "file") -> Path:
     if not os.access(p, os.R_OK):
         raise UsageError(f"{flag} {p}: not readable by this user; fix its permissions or run as its owner")
     return p
+
+
+_SPOOL: list[tempfile.TemporaryDirectory[str]] = []  # removed when the process exits
+
+
+def readable_again(path: Path) -> Path:
+    """``path`` itself when it is a regular file; a pipe (``--log /dev/stdin``) is first copied
+    into a temporary file, as a log is read more than once (its format, its lines, then the
+    windows around each restart)."""
+    try:
+        if stat.S_ISREG(path.stat().st_mode):
+            return path
+    except OSError:
+        return path  # said by the reader that fails on it
+    if not _SPOOL:
+        _SPOOL.append(tempfile.TemporaryDirectory(prefix="restartguard-input-"))
+    copy = Path(_SPOOL[0].name) / f"{len(os.listdir(_SPOOL[0].name))}-{path.name}"
+    with path.open("rb") as src, copy.open("wb") as dst:
+        shutil.copyfileobj(src, dst, 1 << 20)
+    return copy
 
 
 def emit(text: str) -> bool:

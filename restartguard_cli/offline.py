@@ -13,7 +13,7 @@ from restartguard.config import Settings, load_settings, resolve_tz
 from restartguard.durations import parse_duration
 from restartguard.errors import CannotTellError, UsageError
 from restartguard_cli.exits import EXIT_FAIL, EXIT_OK
-from restartguard_cli.inputs import emit, require_file
+from restartguard_cli.inputs import emit, readable_again, require_file
 from restartguard_cli.investigation_text import render_investigation
 from restartguard_cli.progress import terminal_progress
 from rootcause.coverage import SourceCoverage, blind_reason, coverage_warnings
@@ -70,8 +70,8 @@ def _investigate_args(
         got, cov = read_journal(require_file(f, flag="--journal-json"))
         entries.extend(got)
         coverage.append(cov)
-    logs = [require_file(p, flag="--log", what="log file") for p in args.log]
-    syslogs = [require_file(p, flag="--syslog", what="syslog file") for p in args.syslog]
+    logs = [readable_again(require_file(p, flag="--log", what="log file")) for p in args.log]
+    syslogs = [readable_again(require_file(p, flag="--syslog", what="syslog file")) for p in args.syslog]
     return {
         "journal_entries": entries,
         "log_files": logs,

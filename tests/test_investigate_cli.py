@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -235,3 +238,19 @@ def test_usage_errors_exit_2_and_name_the_problem(
     assert "Traceback" not in err
     for name in names:
         assert name in err, err
+
+
+def test_log_from_a_pipe_is_read_like_a_file(tmp_path: Path) -> None:
+    """``--log /dev/stdin``: the log is read more than once (its format, its lines, the windows
+    around each restart), so a pipe is copied to a temporary file first; same answer as the file."""
+    journal, log = storm().write(tmp_path)
+    argv = [sys.executable, "-m", "restartguard_cli.main", "investigate", "--journal-json", str(journal)]
+    argv += ["--unit", "bitget-bot.service", "--log-tz", "UTC", "--json", "--log"]
+    env = {**os.environ, "TZ": "UTC"}
+    piped = subprocess.run(
+        [*argv, "/dev/stdin"], input=log.read_bytes(), capture_output=True, env=env, check=False
+    )
+    direct = subprocess.run([*argv, str(log)], capture_output=True, env=env, check=False)
+    assert piped.returncode == direct.returncode == 0, piped.stderr.decode()
+    got, want = json.loads(piped.stdout), json.loads(direct.stdout)
+    assert got["restarts"] == want["restarts"] and len(got["restarts"]) == 4

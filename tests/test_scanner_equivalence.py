@@ -368,3 +368,74 @@ def test_plain_run_accepts_the_common_formats(tail: bytes) -> None:
     joined = b"".join(f"2026-09-03 22:15:{s:02d},{s * 7:03d}".encode() + tail for s in range(50))
     assert RUN_RE.fullmatch(joined) is not None
     assert plain_run(joined)
+
+
+def _read_blocks_reference(
+    fh: Any, block_size: int, start: int = 0, stop: int | None = None
+) -> list[tuple[int, bytes]]:
+    """What read_blocks yielded before it read each block once (read, join the carry, cut)."""
+    out: list[tuple[int, bytes]] = []
+    fh.seek(start)
+    offset, carry = start, b""
+    while True:
+        want = block_size if stop is None else min(block_size, stop - offset - len(carry))
+        if want <= 0:
+            break
+        chunk = fh.read(want)
+        if not chunk:
+            break
+        data = carry + chunk
+        cut = data.rfind(b"\n")
+        if cut < 0:
+            if len(data) >= block_size:
+                out.append((offset, data + b"\n"))
+                offset += len(data)
+                carry = b""
+            else:
+                carry = data
+            continue
+        out.append((offset, data[: cut + 1]))
+        offset += cut + 1
+        carry = data[cut + 1 :]
+    if carry:
+        out.append((offset, carry + b"\n"))
+    return out
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    lines=st.lists(st.integers(min_value=0, max_value=63), max_size=40),
+    final_newline=st.booleans(),
+    start=st.integers(min_value=0, max_value=50),
+    stop=st.none() | st.integers(min_value=0, max_value=3000),
+)
+def test_read_blocks_reads_what_reading_and_cutting_read(
+    tmp_path_factory: pytest.TempPathFactory,
+    lines: list[int],
+    final_newline: bool,
+    start: int,
+    stop: int | None,
+) -> None:
+    """One pread per block (after a probe for its last newline) yields the lines that reading,
+    joining the carry and cutting yielded, in blocks of complete lines at their offsets: lines
+    longer than the probe, a last line without its newline, a start inside a line, a stop."""
+    data = b"\n".join(bytes([65 + n % 26]) * n for n in lines) + (b"\n" if final_newline and lines else b"")
+    path = tmp_path_factory.mktemp("blocks") / "log"
+    path.write_bytes(data)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(logfile, "BLOCK_SIZE", 64)
+        mp.setattr(logfile, "PROBE", 16)
+        with path.open("rb") as fh:
+            got = list(logfile.read_blocks(fh, start, stop))
+        with path.open("rb") as fh:
+            want = _read_blocks_reference(fh, 64, start, stop)
+    # The same lines in the same order; a last partial line may share the block before it.
+    assert b"".join(b for _, b in got) == b"".join(b for _, b in want)
+    end = len(data) if stop is None else min(stop, len(data))
+    expect = start
+    for off, block in got:
+        assert off == expect and block.endswith(b"\n") and len(block) <= 65
+        real = len(block) - (off + len(block) > end)  # a newline added after the end of what is read
+        assert data[off : off + real] == block[:real]
+        expect = off + real
+    assert expect == max(start, end)
