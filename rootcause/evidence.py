@@ -24,7 +24,7 @@ from restartguard.systemd_values import parse_bytes, parse_seconds
 from rootcause import patterns as P
 from rootcause.code_evidence import STAMP_START, exception_facts, last_stamp
 from rootcause.journal import entry_message, entry_time
-from rootcause.logparse import HourClock
+from rootcause.logparse import EPOCH, MICROSECOND, HourClock
 from rootcause.model import Restart
 from rootcause.proposal import Proposal
 from rootcause.readers import Context, Probe, ProcessInfo, Readers
@@ -293,21 +293,27 @@ def _parents(p: ProcessInfo, by_pid: Mapping[int, ProcessInfo]) -> list[dict[str
 # -- other --------------------------------------------------------------------------------------
 def check_gaps(stamped: Sequence[tuple[datetime, int]]) -> dict[str, Any]:
     """Gaps between consecutive checks longer than the usual interval, and clock jumps backwards."""
+    return check_gaps_us([((t - EPOCH) // MICROSECOND, n) for t, n in stamped])
+
+
+def check_gaps_us(stamped: Sequence[tuple[int, int]]) -> dict[str, Any]:
+    """:func:`check_gaps` over times in microseconds since the epoch (HourClock.micros): a 3-hour
+    window holds ~2,000 checks, and only the few reported become datetimes."""
     if len(stamped) < 3:
         return {}
-    deltas = [(b[0] - a[0]).total_seconds() for a, b in itertools.pairwise(stamped)]
+    deltas = [(b[0] - a[0]) / 1_000_000 for a, b in itertools.pairwise(stamped)]
     usual = statistics.median(d for d in deltas if d > 0) if any(d > 0 for d in deltas) else 0.0
+
+    def iso(us: int) -> str:
+        return (EPOCH + timedelta(microseconds=us)).isoformat()
+
     gaps, back = [], []
     for (a, na), (b, nb), d in zip(stamped, stamped[1:], deltas, strict=False):
         if d < -1:
-            back.append({"from": a.isoformat(), "to": b.isoformat()})
+            back.append({"from": iso(a), "to": iso(b)})
         elif usual > 0 and d > usual * GAP_FACTOR + GAP_SLACK_SECONDS:
             gaps.append(
-                {
-                    "from": f"check #{na} {a.isoformat()}",
-                    "to": f"check #{nb} {b.isoformat()}",
-                    "seconds": round(d, 1),
-                }
+                {"from": f"check #{na} {iso(a)}", "to": f"check #{nb} {iso(b)}", "seconds": round(d, 1)}
             )
     return {"usual_interval": round(usual, 1), "gaps": gaps, "clock_back": back}
 
@@ -317,18 +323,19 @@ def other_facts(restart: Restart, readers: Readers, ctx: Context, probe: Probe) 
     end = restart.died_at or restart.at
     lines = probe.call("trader log", readers.log_lines, end - timedelta(hours=3), end)
     if lines is not None:
-        checks: list[tuple[datetime, int]] = []
-        stamp = HourClock(ctx.tz).stamp
+        checks: list[tuple[int, int]] = []
+        micros = HourClock(ctx.tz).micros
+        search = ctx.check_re.search
         for ln in lines:
-            m = ctx.check_re.search(ln)  # only check lines need their time parsed
-            t = stamp(ln) if m and ln[:1] in STAMP_START else None
+            m = search(ln)  # only check lines need their time parsed
+            t = micros(ln) if m and ln[:1] in STAMP_START else None
             if t is not None and m is not None:
                 try:
                     checks.append((t, int(m.group(1))))
                 except (IndexError, ValueError, TypeError):
                     continue
         last_line = last_stamp(lines, ctx.tz)
-        out.update(check_gaps(checks))
+        out.update(check_gaps_us(checks))
         if last_line is not None and restart.died_at is not None:
             out["silence_seconds"] = round((restart.died_at - last_line).total_seconds(), 1)
     entries = probe.call("journal", readers.journal, end - KERNEL_WINDOW, end + timedelta(minutes=2)) or []

@@ -24,7 +24,7 @@ from rootcause import scanner as logfile
 from rootcause.collapse import ONE_RE, plain_run
 from rootcause.detect import compact, detect_restarts
 from rootcause.investigation import investigate, read_journal_file, rules_from_settings
-from rootcause.logparse import HourClock, LineParser, LineRules, parse_timestamp
+from rootcause.logparse import EPOCH, HourClock, LineParser, LineRules, parse_timestamp
 from rootcause.model import Kind, Signal
 from rootcause.scanner import BlockScanner
 from rootcause.scanplan import compile_prefilter, literal_plan, split_alternatives
@@ -315,7 +315,7 @@ def test_every_corpus_log_gives_the_same_investigation(log: Path, monkeypatch: p
 
 @pytest.mark.parametrize("tz", [UTC, ZoneInfo("Europe/Berlin"), timezone(timedelta(hours=5, minutes=30))])
 def test_hour_clock_stamp_is_parse_timestamp(tz: tzinfo) -> None:
-    """HourClock.stamp (the log window readers' per-line time) gives parse_timestamp's value on
+    """HourClock.stamp and .micros (the log window readers' per-line time) give parse_timestamp's value on
     every line of the edge-case logs: every stamp format, DST gap and fold, garbage, non-ASCII."""
     clock = HourClock(tz)
     lines = [
@@ -326,7 +326,11 @@ def test_hour_clock_stamp_is_parse_timestamp(tz: tzinfo) -> None:
     ]
     assert len(lines) > 6000
     for line in lines:
-        assert clock.stamp(line) == parse_timestamp(line, tz), line
+        want = parse_timestamp(line, tz)
+        assert clock.stamp(line) == want, line
+        assert clock.micros(line) == (
+            None if want is None else (want - EPOCH) // timedelta(microseconds=1)
+        ), line
         for same_head in (line[:27] + " 起動 +09:00", line[:26], line[:27] + "0"):  # right after it
             assert clock.stamp(same_head) == parse_timestamp(same_head, tz), same_head
 
