@@ -32,6 +32,7 @@ from alert_receiver.store import Store
 from restartguard.atomicio import atomic_write
 from restartguard.config import Settings, parse_listen
 from restartguard.errors import ConfigError, StateError
+from restartguard.receiver_config import ReceiverSettings
 from restartguard.systemctl import check_unit
 
 log = logging.getLogger(__name__)
@@ -96,6 +97,34 @@ def preflight(settings: Settings) -> None:
     Store(settings.receiver.state_dir / "receiver.db").close()
 
 
+def gunicorn_options(rs: ReceiverSettings) -> dict[str, Any]:
+    """The server settings the receiver runs under (without its hooks). The benchmark's bare
+    Flask peer (bench/bare_flask.py) runs under exactly these, so that the two compare."""
+    host, port = parse_listen(rs.listen)
+    bind = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    options: dict[str, Any] = {
+        "bind": [bind],
+        "workers": rs.workers,
+        "worker_class": "gthread",
+        "threads": rs.threads,
+        # Connections per worker: the threads plus idle keep-alive connections in the poller.
+        "worker_connections": rs.threads * 4,
+        "timeout": 60,
+        "graceful_timeout": 30,
+        "keepalive": 5,
+        "preload_app": False,
+        "accesslog": None,
+        "errorlog": "-",
+        "loglevel": "info",
+        "limit_request_line": 8190,
+        "limit_request_fields": 100,
+    }
+    if "control_socket_disable" in _GUNICORN_SETTINGS:
+        # gunicorn >= 23 opens a runtime control socket under $HOME by default: not wanted here.
+        options["control_socket_disable"] = True
+    return options
+
+
 def serve(
     settings: Settings,
     *,
@@ -127,31 +156,8 @@ def serve(
     except StateError as exc:
         print(f"restartguard receiver: {exc}", file=sys.stderr)
         return 1
-    host, port = parse_listen(rs.listen)
-    bind = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-    options: dict[str, Any] = {
-        "bind": [bind],
-        "workers": rs.workers,
-        "worker_class": "gthread",
-        "threads": rs.threads,
-        # Connections per worker: the threads plus idle keep-alive connections in the poller.
-        "worker_connections": rs.threads * 4,
-        "timeout": 60,
-        "graceful_timeout": 30,
-        "keepalive": 5,
-        "preload_app": False,
-        "accesslog": None,
-        "errorlog": "-",
-        "loglevel": "info",
-        "proc_name": "restartguard-receiver",
-        "when_ready": _when_ready,
-        "worker_exit": _worker_exit,
-        "limit_request_line": 8190,
-        "limit_request_fields": 100,
-    }
-    if "control_socket_disable" in _GUNICORN_SETTINGS:
-        # gunicorn >= 23 opens a runtime control socket under $HOME by default: not wanted here.
-        options["control_socket_disable"] = True
+    options = gunicorn_options(rs)
+    options.update(proc_name="restartguard-receiver", when_ready=_when_ready, worker_exit=_worker_exit)
     if rs.dry_run:
         log.warning("dry-run: remediations are planned and reported, nothing is changed")
     try:

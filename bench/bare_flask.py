@@ -1,8 +1,9 @@
-"""The receiver-load peer: a bare Flask webhook endpoint under the same gunicorn settings as
-``restartguard receiver`` (sync workers, 2 by default), checking the bearer token and parsing the
-JSON body, storing nothing.
+"""The receiver-load peer: a bare Flask webhook endpoint under exactly the gunicorn settings of
+``restartguard receiver`` (``alert_receiver.server.gunicorn_options`` of the default receiver
+settings: gthread, 2 workers × 64 threads), checking the bearer token and parsing the JSON body,
+storing nothing.
 
-    python bench/bare_flask.py [WORKERS]      (prints "port N" once listening on 127.0.0.1)
+    python bench/bare_flask.py      (prints "port N" once listening on 127.0.0.1)
 """
 
 from __future__ import annotations
@@ -10,14 +11,15 @@ from __future__ import annotations
 import hmac
 import itertools
 import json
-import sys
 from typing import Any
 
 from flask import Flask, Response, jsonify, request
 from gunicorn.app.base import BaseApplication
-from gunicorn.config import KNOWN_SETTINGS
 
-TOKEN = "bench-token"
+from alert_receiver.server import gunicorn_options
+from restartguard.receiver_config import ReceiverSettings
+
+TOKEN = "bench-token-0123456789abcdef"
 
 
 def create_app() -> Flask:
@@ -58,26 +60,18 @@ def _ready(server: Any) -> None:
             break
 
 
+def server_options() -> dict[str, Any]:
+    """The receiver's gunicorn settings (default receiver configuration) on a free loopback port."""
+    return gunicorn_options(ReceiverSettings(listen="127.0.0.1:0"))
+
+
+def describe(options: dict[str, Any]) -> str:
+    return f"gunicorn {options['worker_class']} {options['workers']}×{options['threads']}"
+
+
 def main() -> None:
-    workers = int(sys.argv[1]) if len(sys.argv) > 1 else 2
-    options: dict[str, Any] = {
-        "bind": ["127.0.0.1:0"],
-        "workers": workers,
-        "worker_class": "sync",
-        "timeout": 60,
-        "graceful_timeout": 30,
-        "keepalive": 5,
-        "preload_app": False,
-        "accesslog": None,
-        "errorlog": "-",
-        "loglevel": "warning",
-        "when_ready": _ready,
-    }
-    try:
-        if "control_socket_disable" in {s.name for s in KNOWN_SETTINGS}:
-            options["control_socket_disable"] = True
-    except ImportError:
-        pass
+    options = server_options()
+    options["when_ready"] = _ready
     Bare(options).run()
 
 

@@ -1,12 +1,16 @@
 """Receiver load: Alertmanager webhooks per second and latency at concurrency 16, beside a bare
-Flask endpoint under the same gunicorn settings, then a count of the receiver's durable queue.
+Flask endpoint under exactly the receiver's gunicorn settings (bench/bare_flask.py takes them from
+``alert_receiver.server.gunicorn_options``), then a count of the receiver's durable queue.
 
 ``wrk`` (Debian, fetched into .tools/ by bench/fetch-bench-tools.sh) posts ~2 KB Alertmanager v4
 notifications, each one distinct (its own group key and fingerprint, so none is deduplicated)
 through a Lua script that also records every acknowledgement (HTTP 200 with the row id). After a
 run the receiver's SQLite queue must hold a row for every acknowledged notification: ids are
 contiguous 1..N and every acknowledged id is ≤ N. Runs are interleaved (bare, receiver, ...) and
-the best is quoted.
+the best is quoted. Before each timed run the server's workers are waited for and warmed up
+(gunicorn reports ready before it forks them). ``--baseline-src DIR`` adds a third contender,
+the receiver from another source tree (e.g. ``git archive main | tar -x -C DIR``), measured in
+the same rounds: before/after figures from one run.
 """
 
 from __future__ import annotations
@@ -22,12 +26,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+import psutil
 import yaml
 
+from bench.bare_flask import describe, server_options
 from bench.common import OUT, PY, RESTARTGUARD, ROOT, TOOLS, TOOLS_LIB, save, table
 from bench.scrape import Server, start
 
-TOKEN = "bench-token"
+TOKEN = "bench-token-0123456789abcdef"
 TEMPLATE = {
     "version": "4",
     "groupKey": '{}/{severity="warning"}:{alertname="TraderMemoryHigh", id="@@ID@@"}',
@@ -113,6 +119,21 @@ def lua_script(path: Path) -> Path:
     return path
 
 
+def warm_up(srv: Server, workers: int, connections: int, seconds: int = 2) -> None:
+    """Wait (bounded) until the server has forked its workers, then load it briefly (GET, nothing
+    stored) so that every worker has built its app before the timed run."""
+    deadline = time.monotonic() + 60
+    while len(psutil.Process(srv.proc.pid).children()) < workers:
+        if srv.proc.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"the server did not start {workers} workers")
+        time.sleep(0.05)
+    env = dict(os.environ, LD_LIBRARY_PATH=str(TOOLS_LIB))
+    subprocess.run(
+        [str(TOOLS / "wrk"), "-t2", f"-c{connections}", f"-d{seconds}s", f"http://127.0.0.1:{srv.port}/healthz"],
+        capture_output=True, env=env, timeout=seconds + 60, check=True,
+    )  # fmt: skip
+
+
 def wrk(port: int, script: Path, seconds: int, connections: int) -> dict[str, Any]:
     env = dict(os.environ, LD_LIBRARY_PATH=str(TOOLS_LIB))
     out = subprocess.run(
@@ -130,7 +151,8 @@ def wrk(port: int, script: Path, seconds: int, connections: int) -> dict[str, An
     return res
 
 
-def start_receiver(work: Path) -> Server:
+def start_receiver(work: Path, source: Path | None = None) -> Server:
+    """``restartguard receiver`` on a fresh state dir; from ``source`` (a source tree) if given."""
     if work.exists():
         shutil.rmtree(work)
     (work / "units").mkdir(parents=True)
@@ -153,6 +175,8 @@ def start_receiver(work: Path) -> Server:
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("RESTARTGUARD_DISCORD")}
     env["RESTARTGUARD_TOKEN"] = TOKEN
+    if source is not None:
+        env["PYTHONPATH"] = str(source)
     proc = subprocess.Popen(
         [RESTARTGUARD, "receiver", "--config", str(config)],
         cwd=work,
@@ -190,51 +214,64 @@ def queue_rows(db: Path) -> tuple[int, int, int]:
     return int(n), int(lo or 0), int(hi or 0)
 
 
+def run_receiver(
+    work: Path, source: Path | None, script: Path, args: argparse.Namespace, workers: int
+) -> dict[str, Any]:
+    recv = start_receiver(work, source)
+    try:
+        warm_up(recv, workers, args.connections)
+        res = wrk(recv.port, script, args.seconds, args.connections)
+    finally:
+        stop_group(recv)
+    rows, lo, hi = queue_rows(work / "state" / "receiver.db")
+    res.update(rows=rows, lost=max(0, res["acked"] - rows))
+    assert (lo, hi) == (1, rows), "queue ids are contiguous"
+    assert res["maxid"] <= hi, "every acknowledged id has its row"
+    assert rows >= res["acked"], f"{res['acked'] - rows} acknowledged notifications missing"
+    return res
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seconds", type=int, default=10)
     ap.add_argument("--connections", type=int, default=16)
     ap.add_argument("--repeat", type=int, default=2)
+    ap.add_argument("--baseline-src", type=Path, help="also measure the receiver of this source tree")
     args = ap.parse_args(argv)
     if not (TOOLS / "wrk").exists():
         raise SystemExit("wrk missing: run bench/fetch-bench-tools.sh")
     OUT.mkdir(parents=True, exist_ok=True)
     script = lua_script(OUT / "post-alert.lua")
     body_bytes = len(json.dumps(TEMPLATE, separators=(",", ":")))
-    bare_runs: list[dict[str, Any]] = []
-    recv_runs: list[dict[str, Any]] = []
+    options = server_options()
+    contenders: dict[str, Path | None] = {"receiver": None}
+    if args.baseline_src is not None:
+        contenders["baseline"] = args.baseline_src.resolve()
+    runs: dict[str, list[dict[str, Any]]] = {"bare": [], **{name: [] for name in contenders}}
     for i in range(args.repeat):
         print(
-            f"round {i + 1}/{args.repeat}: bare Flask, receiver ({args.seconds} s each, c={args.connections})"
+            f"round {i + 1}/{args.repeat}: bare Flask, {', '.join(contenders)}"
+            f" ({args.seconds} s each, c={args.connections})",
+            flush=True,
         )
         bare = start(
             [PY, str(ROOT / "bench" / "bare_flask.py")], re.compile(r"^port (\d+)$"), OUT, stream="stdout"
         )
         try:
-            bare_runs.append(wrk(bare.port, script, args.seconds, args.connections))
+            warm_up(bare, options["workers"], args.connections)
+            runs["bare"].append(wrk(bare.port, script, args.seconds, args.connections))
         finally:
             bare.stop()
-        work = OUT / "receiver-load"
-        recv = start_receiver(work)
-        try:
-            res = wrk(recv.port, script, args.seconds, args.connections)
-        finally:
-            stop_group(recv)
-        rows, lo, hi = queue_rows(work / "state" / "receiver.db")
-        res.update(rows=rows, lost=max(0, res["acked"] - rows))
-        assert (lo, hi) == (1, rows), "queue ids are contiguous"
-        assert res["maxid"] <= hi, "every acknowledged id has its row"
-        assert rows >= res["acked"], f"{res['acked'] - rows} acknowledged notifications missing"
-        recv_runs.append(res)
-    best_bare = max(bare_runs, key=lambda r: r["acked_rps"])
-    best_recv = max(recv_runs, key=lambda r: r["acked_rps"])
+        for name, source in contenders.items():
+            runs[name].append(run_receiver(OUT / f"{name}-load", source, script, args, options["workers"]))
+    best = {name: max(rs, key=lambda r: r["acked_rps"]) for name, rs in runs.items()}
     result = {
         "body_bytes": body_bytes,
         "connections": args.connections,
         "seconds": args.seconds,
-        "bare": best_bare,
-        "receiver": best_recv,
-        "runs": {"bare": bare_runs, "receiver": recv_runs},
+        "server": describe(options),
+        **best,
+        "runs": runs,
     }
     save("receiver", result)
     print(report(result))
@@ -242,25 +279,26 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
 
 def report(r: dict[str, Any]) -> str:
-    b, x = r["bare"], r["receiver"]
-    rows = [
-        [
+    b = r["bare"]
+    server = r.get("server", "gunicorn sync ×2")  # results saved before the peer shared the settings
+
+    def row(x: dict[str, Any], what: str) -> list[str]:
+        return [
             f"{x['acked_rps'] / b['acked_rps']:.2f}× bare",
-            "restartguard receiver (gunicorn sync ×2, SQLite WAL, FULL sync)",
+            what,
             f"{x['acked_rps']:.0f}",
             f"{x['p50_ms']:.1f}",
             f"{x['p99_ms']:.1f}",
             f"{x['acked']:,} acked, {x['rows']:,} rows, lost {x['lost']}",
-        ],
-        [
-            "1×",
-            "bare Flask endpoint (same gunicorn settings)",
-            f"{b['acked_rps']:.0f}",
-            f"{b['p50_ms']:.1f}",
-            f"{b['p99_ms']:.1f}",
-            "peer",
-        ],
-    ]
+        ]
+
+    rows = [row(r["receiver"], f"restartguard receiver ({server}, SQLite WAL, FULL sync)")]
+    if "baseline" in r:
+        rows.append(row(r["baseline"], "baseline receiver (--baseline-src, same settings)"))
+    rows.append(
+        ["1×", f"bare Flask endpoint (same settings: {server})", f"{b['acked_rps']:.0f}",
+         f"{b['p50_ms']:.1f}", f"{b['p99_ms']:.1f}", "peer"]
+    )  # fmt: skip
     head = f"wrk -t2 -c{r['connections']} -d{r['seconds']}s, {r['body_bytes']} B Alertmanager v4 body, each distinct"
     return (
         head
