@@ -22,22 +22,22 @@ import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from alert_receiver.store_schema import ADDED_COLUMNS, SCHEMA
+from alert_receiver.group_commit import GroupCommit
+from alert_receiver.store_schema import (
+    ADDED_COLUMNS,
+    SCHEMA,
+    NewNotification,
+    QueuedNotification,
+    incident_row,
+    run_row,
+)
 from restartguard.errors import StateError
 
 # Outcomes of a remediation run that count as "acted" for cooldowns and the daily budget.
 ACTED_OUTCOMES = ("running", "success", "failed", "interrupted")
-
-
-@dataclass(frozen=True)
-class QueuedNotification:
-    id: int
-    body: str
-    attempts: int
 
 
 class Store:
@@ -45,6 +45,8 @@ class Store:
         self.path = Path(path)
         self._local = threading.local()
         self._pid = os.getpid()
+        self._committer = GroupCommit(self.write, self._insert_notifications)
+        self._committer_pid = self._pid
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._setup()
@@ -132,20 +134,40 @@ class Store:
     def enqueue_notification(
         self, dedupe_key: str, body: str, now: float, alert_statuses: list[str]
     ) -> tuple[int, bool]:
-        """Commit a notification; returns (id, duplicate). Counts received alerts once."""
+        """Commit a notification; returns (id, duplicate) once it is durable. Concurrent callers
+        in this process share one transaction (:mod:`alert_receiver.group_commit`)."""
+        if self._committer_pid != os.getpid():  # forked: a copied committer may be mid-batch
+            self._committer = GroupCommit(self.write, self._insert_notifications)
+            self._committer_pid = os.getpid()
+        return self._committer.submit(NewNotification(dedupe_key, body, now, tuple(alert_statuses)))
+
+    def enqueue_notifications(self, items: list[NewNotification]) -> list[tuple[int, bool]]:
+        """Commit many notifications in one transaction; (id, duplicate) for each, in order."""
         with self.write() as db:
-            row = db.execute("SELECT id FROM notifications WHERE dedupe_key = ?", (dedupe_key,)).fetchone()
+            return self._insert_notifications(db, items)
+
+    @staticmethod
+    def _insert_notifications(db: sqlite3.Connection, items: list[NewNotification]) -> list[tuple[int, bool]]:
+        """Insert (in the caller's transaction); received alerts are counted once, a duplicate
+        (also of an earlier item of the same batch) is counted as such."""
+        out: list[tuple[int, bool]] = []
+        for item in items:
+            row = db.execute(
+                "SELECT id FROM notifications WHERE dedupe_key = ?", (item.dedupe_key,)
+            ).fetchone()
             if row is not None:
                 _bump(db, "notifications_duplicate", "", 1)
-                return int(row["id"]), True
+                out.append((int(row["id"]), True))
+                continue
             cur = db.execute(
                 "INSERT INTO notifications(dedupe_key, received_at, body) VALUES (?, ?, ?)",
-                (dedupe_key, now, body),
+                (item.dedupe_key, item.received_at, item.body),
             )
-            for status in alert_statuses:
-                _bump(db, "alerts_received", status, 1)
+            for status in set(item.alert_statuses):
+                _bump(db, "alerts_received", status, item.alert_statuses.count(status))
             assert cur.lastrowid is not None
-            return cur.lastrowid, False
+            out.append((cur.lastrowid, False))
+        return out
 
     def pending(self, limit: int = 10) -> list[QueuedNotification]:
         rows = (
@@ -366,11 +388,11 @@ class Store:
 
     def incident(self, incident_id: int) -> dict[str, Any] | None:
         row = self.read().execute("SELECT * FROM incidents WHERE id = ?", (incident_id,)).fetchone()
-        return None if row is None else _incident_row(row)
+        return None if row is None else incident_row(row)
 
     def incidents(self, limit: int = 100) -> list[dict[str, Any]]:
         rows = self.read().execute("SELECT * FROM incidents ORDER BY id DESC LIMIT ?", (limit,)).fetchall()
-        return [_incident_row(r) for r in rows]
+        return [incident_row(r) for r in rows]
 
     def signature_counts(self) -> dict[str, int]:
         rows = (
@@ -386,7 +408,7 @@ class Store:
     # -- remediation -------------------------------------------------------------------------
     def run_by_key(self, run_key: str) -> dict[str, Any] | None:
         row = self.read().execute("SELECT * FROM remediation_runs WHERE run_key = ?", (run_key,)).fetchone()
-        return None if row is None else _run_row(row)
+        return None if row is None else run_row(row)
 
     def begin_run(self, run_key: str, incident_id: int | None, cause: str, now: float, outcome: str) -> int:
         with self.write() as db:
@@ -466,7 +488,7 @@ class Store:
             .execute("SELECT * FROM remediation_runs WHERE incident_id = ? ORDER BY id", (incident_id,))
             .fetchall()
         )
-        return [_run_row(r) for r in rows]
+        return [run_row(r) for r in rows]
 
     # -- escalations -------------------------------------------------------------------------
     def record_escalation(
@@ -581,15 +603,3 @@ def _bump(db: sqlite3.Connection, metric: str, label: str, n: int) -> None:
 
 def _dumps(data: dict[str, Any]) -> str:
     return json.dumps(data, ensure_ascii=False, default=str)
-
-
-def _incident_row(row: sqlite3.Row) -> dict[str, Any]:
-    out = {k: row[k] for k in row.keys() if k != "data"}  # noqa: SIM118 - sqlite3.Row has no __iter__ of keys
-    out["data"] = json.loads(row["data"])
-    return out
-
-
-def _run_row(row: sqlite3.Row) -> dict[str, Any]:
-    out = {k: row[k] for k in row.keys() if k != "data"}  # noqa: SIM118
-    out["data"] = json.loads(row["data"]) if row["data"] else None
-    return out

@@ -1,7 +1,12 @@
-"""The receiver database's tables (see :mod:`alert_receiver.store`), and the columns added since
-the first release (added to older databases when they are opened)."""
+"""The receiver database's tables (see :mod:`alert_receiver.store`), the columns added since
+the first release (added to older databases when they are opened), and the shapes of its rows."""
 
 from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS notifications (
@@ -91,3 +96,29 @@ ADDED_COLUMNS = (
     ("alert_state", "error", "TEXT"),
     ("alert_state", "failed", "INTEGER NOT NULL DEFAULT 0"),
 )
+
+
+class NewNotification(NamedTuple):
+    dedupe_key: str
+    body: str
+    received_at: float
+    alert_statuses: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class QueuedNotification:
+    id: int
+    body: str
+    attempts: int
+
+
+def incident_row(row: sqlite3.Row) -> dict[str, Any]:
+    out = {k: row[k] for k in row.keys() if k != "data"}  # noqa: SIM118 - sqlite3.Row has no __iter__ of keys
+    out["data"] = json.loads(row["data"])
+    return out
+
+
+def run_row(row: sqlite3.Row) -> dict[str, Any]:
+    out = {k: row[k] for k in row.keys() if k != "data"}  # noqa: SIM118
+    out["data"] = json.loads(row["data"]) if row["data"] else None
+    return out
