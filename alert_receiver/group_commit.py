@@ -26,7 +26,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
 from restartguard.errors import StateError
@@ -44,6 +44,8 @@ class _Slot(Generic[T, R]):
     done: bool = False
     result: R | None = None
     error: BaseException | None = None
+    #: Set when the slot is done, or when its thread is to lead the next batch.
+    wake: threading.Event = field(default_factory=threading.Event)
 
 
 class BatchFailed(StateError):
@@ -57,6 +59,9 @@ class GroupCommit(Generic[D, T, R]):
     commits on a normal exit and rolls back on an exception); ``apply(handle, items)`` writes the
     items in it and returns one result per item, in order. A caller's result is handed out only
     after the transaction's exit returned, i.e. after the commit.
+
+    Waiting callers are woken one by one (no herd): the leader wakes the callers of its batch
+    and hands the lead to the oldest caller still queued.
     """
 
     def __init__(
@@ -71,7 +76,7 @@ class GroupCommit(Generic[D, T, R]):
         self._transaction = transaction
         self._apply = apply
         self._max_batch = max_batch
-        self._cond = threading.Condition()
+        self._lock = threading.Lock()
         self._queue: list[_Slot[T, R]] = []
         self._leading = False
         self.batches = 0
@@ -80,27 +85,30 @@ class GroupCommit(Generic[D, T, R]):
     def submit(self, item: T) -> R:
         """Queue ``item`` and return its result once its batch is committed (or raise its error)."""
         slot: _Slot[T, R] = _Slot(item)
-        with self._cond:
+        with self._lock:
             self._queue.append(slot)
-            while not slot.done:
-                if self._leading:
-                    self._cond.wait()
-                    continue
+            lead = not self._leading
+            self._leading = True
+        while True:
+            if lead:
                 self._lead()
+            if slot.done:
+                break
+            slot.wake.wait()
+            slot.wake.clear()
+            lead = not slot.done  # woken without a result: this thread leads the next batch
         if slot.error is not None:
             raise BatchFailed(f"the write transaction failed: {slot.error}") from slot.error
         return slot.result  # type: ignore[return-value]
 
     def _lead(self) -> None:
-        """Commit the head of the queue; called and returning with the condition held."""
-        self._leading = True
+        """Commit one batch, settle its callers, hand the lead on (or give it up)."""
         batch: list[_Slot[T, R]] = []
         results: Sequence[R] = ()
         error: BaseException | None = None
-        self._cond.release()
         try:
             with self._transaction() as handle:
-                with self._cond:  # the write lock is held now: take all that queued meanwhile
+                with self._lock:  # the write lock is held now: take all that queued meanwhile
                     batch, self._queue = self._queue[: self._max_batch], self._queue[self._max_batch :]
                 results = self._apply(handle, [s.item for s in batch])
                 if len(results) != len(batch):
@@ -111,18 +119,21 @@ class GroupCommit(Generic[D, T, R]):
             error = exc
             raise
         finally:
-            self._cond.acquire()
-            if error is not None and not batch:
-                # The transaction could not even be opened: fail everyone waiting (this thread
-                # included) rather than leave them to retry it one by one.
-                batch, self._queue = self._queue, []
-            for i, s in enumerate(batch):
-                if error is None:
-                    s.result = results[i]
+            with self._lock:
+                if error is not None and not batch:
+                    # The transaction could not even be opened: fail everyone waiting (this
+                    # thread included) rather than leave them to retry it one by one.
+                    batch, self._queue = self._queue, []
+                for i, s in enumerate(batch):
+                    if error is None:
+                        s.result = results[i]
+                    else:
+                        s.error = error
+                    s.done = True
+                    s.wake.set()
+                self.batches += 1
+                self.items += len(batch)
+                if self._queue:
+                    self._queue[0].wake.set()  # the lead stays taken: handed to the oldest caller
                 else:
-                    s.error = error
-                s.done = True
-            self.batches += 1
-            self.items += len(batch)
-            self._leading = False
-            self._cond.notify_all()
+                    self._leading = False

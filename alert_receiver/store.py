@@ -9,19 +9,24 @@ for /metrics and the processing lease that lets several worker processes share o
 ``restartguard report --weekly`` (restartguard_cli/weekly_review.py): keep those columns.
 
 Connections are per thread (and re-opened after a fork); every write is one short
-``BEGIN IMMEDIATE`` transaction.
+``BEGIN IMMEDIATE`` transaction under the write lock (:mod:`alert_receiver.writelock`), webhooks
+first. No checkpoint runs in a webhook's commit: SQLite's automatic one is off; a background
+writer checkpoints (PASSIVE, outside the lock: no writer waits on it) once the WAL file outgrows
+``CHECKPOINT_WAL_BYTES`` (it is cut back to that size when it restarts). The lease keeper writes
+every few seconds in every worker, so the WAL stays bounded even when nothing else is written.
 """
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import socket
 import sqlite3
 import threading
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +39,11 @@ from alert_receiver.store_schema import (
     incident_row,
     run_row,
 )
+from alert_receiver.writelock import WriteLock
 from restartguard.errors import StateError
+
+#: WAL size beyond which a background writer checkpoints (SQLite's automatic default, 1000 pages).
+CHECKPOINT_WAL_BYTES = 4 * 1024 * 1024
 
 # Outcomes of a remediation run that count as "acted" for cooldowns and the daily budget.
 ACTED_OUTCOMES = ("running", "success", "failed", "interrupted")
@@ -45,7 +54,8 @@ class Store:
         self.path = Path(path)
         self._local = threading.local()
         self._pid = os.getpid()
-        self._committer = GroupCommit(self.write, self._insert_notifications)
+        self._lock = WriteLock(self.path)
+        self._committer = GroupCommit(partial(self.write, urgent=True), self._insert_notifications)
         self._committer_pid = self._pid
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -68,13 +78,9 @@ class Store:
                 if column not in have:
                     db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {decl}")
         if int(conn.execute("PRAGMA auto_vacuum").fetchone()[0]) != 2:
-            fd = self._lock_fd()
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            try:
+            with self._lock.hold():
                 conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
                 conn.execute("VACUUM")
-            finally:
-                fcntl.flock(fd, fcntl.LOCK_UN)
 
     # -- connections -------------------------------------------------------------------------
     def _conn(self) -> sqlite3.Connection:
@@ -88,25 +94,16 @@ class Store:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=FULL")
             conn.execute("PRAGMA busy_timeout=30000")
+            conn.execute("PRAGMA wal_autocheckpoint=0")  # see the module docstring
+            conn.execute(f"PRAGMA journal_size_limit={CHECKPOINT_WAL_BYTES}")  # WAL cut back to it
             self._local.conn = conn
         return conn
 
-    def _lock_fd(self) -> int:
-        fd: int | None = getattr(self._local, "lock_fd", None)
-        if fd is None:
-            fd = os.open(str(self.path) + ".lock", os.O_RDWR | os.O_CREAT, 0o600)
-            self._local.lock_fd = fd
-        return fd
-
     @contextmanager
-    def write(self) -> Iterator[sqlite3.Connection]:
-        """One short write transaction. Writers (threads and gunicorn workers) queue on an flock
-        first: SQLite's own busy handler sleeps in growing steps (1, 2, 5, 10 ms...), which made
-        the webhook's p99 latency under concurrency ten times the median."""
+    def write(self, *, urgent: bool = False) -> Iterator[sqlite3.Connection]:
+        """One short write transaction; ``urgent`` when an answer waits on it (see writelock)."""
         conn = self._conn()
-        fd = self._lock_fd()
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        try:
+        with self._lock.hold(urgent=urgent):
             conn.execute("BEGIN IMMEDIATE")
             try:
                 yield conn
@@ -114,8 +111,14 @@ class Store:
                 conn.execute("ROLLBACK")
                 raise
             conn.execute("COMMIT")
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
+        if not urgent and self._wal_bytes() > CHECKPOINT_WAL_BYTES:
+            conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+
+    def _wal_bytes(self) -> int:
+        try:
+            return os.stat(f"{self.path}-wal").st_size
+        except FileNotFoundError:
+            return 0
 
     def read(self) -> sqlite3.Connection:
         return self._conn()
@@ -125,10 +128,7 @@ class Store:
         if conn is not None:
             conn.close()
             self._local.conn = None
-        fd = getattr(self._local, "lock_fd", None)
-        if fd is not None:
-            os.close(fd)
-            self._local.lock_fd = None
+        self._lock.close()
 
     # -- queue -------------------------------------------------------------------------------
     def enqueue_notification(
@@ -137,36 +137,33 @@ class Store:
         """Commit a notification; returns (id, duplicate) once it is durable. Concurrent callers
         in this process share one transaction (:mod:`alert_receiver.group_commit`)."""
         if self._committer_pid != os.getpid():  # forked: a copied committer may be mid-batch
-            self._committer = GroupCommit(self.write, self._insert_notifications)
+            self._committer = GroupCommit(partial(self.write, urgent=True), self._insert_notifications)
             self._committer_pid = os.getpid()
         return self._committer.submit(NewNotification(dedupe_key, body, now, tuple(alert_statuses)))
-
-    def enqueue_notifications(self, items: list[NewNotification]) -> list[tuple[int, bool]]:
-        """Commit many notifications in one transaction; (id, duplicate) for each, in order."""
-        with self.write() as db:
-            return self._insert_notifications(db, items)
 
     @staticmethod
     def _insert_notifications(db: sqlite3.Connection, items: list[NewNotification]) -> list[tuple[int, bool]]:
         """Insert (in the caller's transaction); received alerts are counted once, a duplicate
         (also of an earlier item of the same batch) is counted as such."""
         out: list[tuple[int, bool]] = []
+        counts: Counter[tuple[str, str]] = Counter()
         for item in items:
             row = db.execute(
                 "SELECT id FROM notifications WHERE dedupe_key = ?", (item.dedupe_key,)
             ).fetchone()
             if row is not None:
-                _bump(db, "notifications_duplicate", "", 1)
+                counts["notifications_duplicate", ""] += 1
                 out.append((int(row["id"]), True))
                 continue
             cur = db.execute(
                 "INSERT INTO notifications(dedupe_key, received_at, body) VALUES (?, ?, ?)",
                 (item.dedupe_key, item.received_at, item.body),
             )
-            for status in set(item.alert_statuses):
-                _bump(db, "alerts_received", status, item.alert_statuses.count(status))
+            counts.update(("alerts_received", status) for status in item.alert_statuses)
             assert cur.lastrowid is not None
             out.append((cur.lastrowid, False))
+        for (metric, label), n in counts.items():
+            _bump(db, metric, label, n)
         return out
 
     def pending(self, limit: int = 10) -> list[QueuedNotification]:
@@ -226,13 +223,9 @@ class Store:
                 db.execute(
                     "DELETE FROM alert_state WHERE coalesce(done_at, started_at) < ?", (records_before,)
                 )
-        fd = self._lock_fd()
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        try:
+        with self._lock.hold():
             # executescript steps the pragma to the end (execute() would free one page per call).
             self.read().executescript("PRAGMA incremental_vacuum;")
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
         self.read().execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
         return reports
 
