@@ -82,6 +82,12 @@ class GroupCommit(Generic[D, T, R]):
         self.batches = 0
         self.items = 0
 
+    @property
+    def waiting(self) -> int:
+        """Callers queued for a batch (a leader's own item too, until it holds the write lock)."""
+        with self._lock:
+            return len(self._queue)
+
     def submit(self, item: T) -> R:
         """Queue ``item`` and return its result once its batch is committed (or raise its error)."""
         slot: _Slot[T, R] = _Slot(item)

@@ -7,8 +7,10 @@ import json
 import os
 import re
 import signal
+import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
@@ -228,6 +230,62 @@ def test_kill9_with_queued_work_then_every_message_once(
     finally:
         code = second.terminate()
     assert code == 0, second.output()
+
+
+def test_kill9_under_concurrent_webhooks_keeps_every_acknowledged_notification(
+    setup: tuple[Path, Path, dict[str, str]],
+) -> None:
+    """Webhooks of 16 clients share commits (group commit, both workers); kill -9 in the middle:
+    every notification answered 200 has its own row, under the id it was answered with."""
+    state, config, env = setup
+    receiver = Receiver(config, state, env).start()
+    acked: dict[int, str] = {}
+    stop = threading.Event()
+    lock = threading.Lock()
+
+    def client(c: int) -> None:
+        session = requests.Session()
+        for n in range(10_000):
+            if stop.is_set():
+                return
+            fingerprint = f"load-{c}-{n}"
+            body = make_notification(
+                make_alert("TraderMemoryHigh", cause=None, fingerprint=fingerprint), group_key=fingerprint
+            )
+            try:
+                resp = session.post(
+                    receiver.base + "/alerts",
+                    json=body,
+                    headers={"Authorization": f"Bearer {TOKEN}"},
+                    timeout=10,
+                )
+            except requests.RequestException:
+                return  # killed mid-request: not acknowledged
+            if resp.status_code == 200:
+                with lock:
+                    acked[int(resp.json()["id"])] = fingerprint
+
+    threads = [threading.Thread(target=client, args=(c,)) for c in range(16)]
+    for t in threads:
+        t.start()
+    try:
+        wait_until(lambda: len(acked) >= 300, what="300 acknowledged webhooks")
+    finally:
+        receiver.kill9()
+        stop.set()
+        for t in threads:
+            t.join(30)
+    con = sqlite3.connect(f"file:{state / 'receiver.db'}?mode=ro", uri=True)
+    try:
+        stored = {
+            int(i): json.loads(b)["alerts"][0]["fingerprint"]
+            for i, b in con.execute("SELECT id, body FROM notifications")
+        }
+    finally:
+        con.close()
+    assert len(acked) >= 300
+    missing = {i: f for i, f in acked.items() if stored.get(i) != f}
+    assert missing == {}, f"{len(missing)} acknowledged notifications lost or under another id"
 
 
 def test_refuses_to_start_without_token(setup: tuple[Path, Path, dict[str, str]]) -> None:
