@@ -26,6 +26,7 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.common import table  # noqa: E402
 from bench.slow_clients import TOKEN, start_receiver  # noqa: E402
 
 
@@ -81,6 +82,25 @@ def run(n: int) -> dict[str, object]:
         finally:
             os.killpg(proc.pid, signal.SIGTERM)
             proc.wait(timeout=40)
+
+
+def report(r: dict[str, Any]) -> str:
+    after = r["unrelated_handled_after_seconds"]
+    return (
+        f"one notification of {r['flood_alerts']:,} TraderRestarted alerts, then one unrelated alert\n"
+        + table(
+            [
+                [
+                    f"{r['post_seconds']} s",
+                    "not within 300 s" if after is None else f"{after} s",
+                    str(r["incidents"]),
+                    str(r["discord_messages_queued"]),
+                    str(r["reports"]),
+                ]
+            ],
+            ["both posted in", "unrelated alert handled after", "incidents", "Discord messages", "reports"],
+        )
+    )
 
 
 def main() -> int:

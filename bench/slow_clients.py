@@ -18,6 +18,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import requests
 import yaml
@@ -25,6 +26,7 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.common import table  # noqa: E402
 from lab.slow_clients import SlowClients, probe  # noqa: E402
 
 TOKEN = "bench-token-0123456789abcdef"
@@ -115,6 +117,26 @@ def run(clients: int, seconds: float) -> dict[str, object]:
         finally:
             os.killpg(proc.pid, signal.SIGTERM)
             proc.wait(timeout=40)
+
+
+def report(r: dict[str, Any]) -> str:
+    hook = r["webhook"]
+    return (
+        f"{r['clients']} connections sending a request head 1 byte / 2 s; GET /healthz every 0.25 s"
+        " (2 s timeout, new connection each)\n"
+        + table(
+            [
+                [
+                    f"{r['answered_ratio']:.0%} of {r['probes']}",
+                    str(r["p50_ms"]),
+                    str(r["p99_ms"]),
+                    f"{hook['status']} in {hook['seconds']} s",
+                    "yes" if r["alive"] else "NO",
+                ]
+            ],
+            ["probes answered", "p50 ms", "p99 ms", "one webhook meanwhile", "receiver alive"],
+        )
+    )
 
 
 def main() -> int:
