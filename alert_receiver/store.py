@@ -148,17 +148,16 @@ class Store:
         out: list[tuple[int, bool]] = []
         counts: Counter[tuple[str, str]] = Counter()
         for item in items:
-            row = db.execute(
-                "SELECT id FROM notifications WHERE dedupe_key = ?", (item.dedupe_key,)
-            ).fetchone()
-            if row is not None:
-                counts["notifications_duplicate", ""] += 1
-                out.append((int(row["id"]), True))
-                continue
             cur = db.execute(
-                "INSERT INTO notifications(dedupe_key, received_at, body) VALUES (?, ?, ?)",
+                "INSERT INTO notifications(dedupe_key, received_at, body) VALUES (?, ?, ?)"
+                " ON CONFLICT(dedupe_key) DO NOTHING",
                 (item.dedupe_key, item.received_at, item.body),
             )
+            if cur.rowcount == 0:  # one statement per new row: the lock is held meanwhile
+                row = db.execute("SELECT id FROM notifications WHERE dedupe_key = ?", (item.dedupe_key,))
+                counts["notifications_duplicate", ""] += 1
+                out.append((int(row.fetchone()["id"]), True))
+                continue
             counts.update(("alerts_received", status) for status in item.alert_statuses)
             assert cur.lastrowid is not None
             out.append((cur.lastrowid, False))
