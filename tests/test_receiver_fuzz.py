@@ -158,7 +158,9 @@ def test_fuzz_never_5xx_and_never_loses_an_alert(state_root: Path, fake_systemct
         done = {r[0] for r in db.execute("SELECT alert_key FROM alert_state WHERE done_at IS NOT NULL")}
         assert keys <= done, f"{len(keys - done)} accepted alert(s) neither handled nor dead-lettered"
         assert h.ctx.store.pending_count() == 0
-        assert statuses.get(200, 0) > EXAMPLES // 10, statuses  # the generator does reach the processor
+        # The generator does reach the processor: about one body in ten is valid (300 of 3,000,
+        # give or take 16); half of that is ~9 standard deviations away, so the check cannot flake.
+        assert statuses.get(200, 0) > EXAMPLES // 20, statuses
         print(f"fuzz: {statuses}, {len(keys)} alerts accepted, all accounted for")
     finally:
         h.close()
