@@ -32,6 +32,11 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
     ap.add_argument("--only", choices=["scan", "scrape", "receiver", "slow", "flood"], action="append")
     ap.add_argument(
+        "--skip-reference",
+        action="store_true",
+        help="leave out the scan's slow reference path (the alternation over each block: ~8 min)",
+    )
+    ap.add_argument(
         "--report", action="store_true", help="print the summary of the last run again (no measuring)"
     )
     args = ap.parse_args()
@@ -73,7 +78,7 @@ def main() -> int:
             ]
             if args.quick
             else []
-        )
+        ) + (["--skip-reference"] if args.skip_reference else [])
         reports.append("## Log scan and seek\n" + scan.report(scan.main(argv)))
     if "scrape" in only:
         argv = ["--bytes", "100000000", "--scrapes", "100"] if args.quick else []
