@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import ctypes
+import gc
 import logging
 import os
 import signal
@@ -200,8 +201,6 @@ def backfill_in_child(settings: CoreSettings) -> bool:
 def run_exporter(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = apply_flags(load_core_settings(args.config), args)
-    # The configuration is validated: the validator's code (pydantic-core, ~3 MB) never runs again.
-    release_code_pages(getattr(getattr(pydantic_core, "_pydantic_core", None), "__file__", None))
     host, port = parse_listen(settings.exporter.listen)
     ensure_state_dir(
         settings.exporter.state_dir, source="--state-dir" if args.state_dir else "exporter.state_dir"
@@ -212,6 +211,12 @@ def run_exporter(args: argparse.Namespace) -> int:
     release_compiler_pages()  # the log scanners are compiled: the exporter never compiles again
     polls = core.catch_up()  # what the child left (or all of it), before the first scrape
     log.info("caught up with the sources in %d poll(s)", polls)
+    # What start-up built lives as long as the exporter: the cyclic collector need not walk it on
+    # every collection (it would touch pydantic-core's code to traverse the validators) ...
+    gc.collect()
+    gc.freeze()
+    # ... and the configuration was validated, so pydantic-core's code (~3 MB) never runs again.
+    release_code_pages(getattr(getattr(pydantic_core, "_pydantic_core", None), "__file__", None))
     trim_heap()
     try:
         server, _thread = start_http_server(port, host, registry=registry)
