@@ -191,10 +191,16 @@ def backfill_in_child(settings: CoreSettings) -> bool:
             logging.shutdown()
             os._exit(code)
     try:
-        _, status = os.waitpid(pid, 0)
+        _, status, usage = os.wait4(pid, 0)
     except BaseException:
         os.kill(pid, signal.SIGTERM)
         raise
+    log.info(
+        "backfill process %d ended (exit %d, peak RSS %.0f MB)",
+        pid,
+        os.waitstatus_to_exitcode(status),
+        usage.ru_maxrss / 1024,
+    )
     return os.waitstatus_to_exitcode(status) == 0
 
 
