@@ -12,7 +12,7 @@ import os
 import re
 from datetime import datetime, tzinfo
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
@@ -31,6 +31,9 @@ DEFAULT_START_PATTERN = r"Bot booting|Starting (?:the )?(?:trader|bot)|trader st
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+_S = TypeVar("_S", bound=_Strict)
 
 
 def _check_regex(value: str) -> str:
@@ -144,8 +147,9 @@ class ReportSettings(_Strict):
         return value
 
 
-class Settings(_Strict):
-    """The whole configuration file."""
+class CoreSettings(_Strict):
+    """Every section but the receiver's: what the exporter reads (it validates nothing more, so it
+    never builds the receiver's models; the receiver and check-config validate all of it)."""
 
     unit: str = "bitget-bot.service"
     service: str | None = None  # the `service` label; defaults to the unit name without ".service"
@@ -154,7 +158,6 @@ class Settings(_Strict):
     syslog: SyslogSettings = Field(default_factory=SyslogSettings)
     process: ProcessSettings = Field(default_factory=ProcessSettings)
     exporter: ExporterSettings = Field(default_factory=ExporterSettings)
-    receiver: ReceiverSettings = Field(default_factory=ReceiverSettings)
     report: ReportSettings = Field(default_factory=ReportSettings)
 
     @field_validator("unit")
@@ -165,6 +168,15 @@ class Settings(_Strict):
     @property
     def service_name(self) -> str:
         return self.service or self.unit.removesuffix(".service")
+
+
+class Settings(CoreSettings):
+    """The whole configuration file. Built on first use (``defer_build``), like the receiver's
+    models, so that a command reading only :class:`CoreSettings` never builds it."""
+
+    model_config = ConfigDict(defer_build=True)
+
+    receiver: ReceiverSettings = Field(default_factory=ReceiverSettings)
 
 
 def resolve_tz(name: str | None) -> tzinfo:
@@ -193,12 +205,23 @@ def _format_loc(loc: tuple[Any, ...]) -> str:
 
 def settings_from_mapping(data: Any) -> Settings:
     """Validate a parsed YAML document; raises :class:`ConfigError` naming the first bad key."""
+    return _validate(Settings, data)
+
+
+def core_settings_from_mapping(data: Any) -> CoreSettings:
+    """Like :func:`settings_from_mapping`, without the ``receiver`` section (not validated)."""
+    if isinstance(data, dict):
+        data = {k: v for k, v in data.items() if k != "receiver"}
+    return _validate(CoreSettings, data)
+
+
+def _validate(model: type[_S], data: Any) -> _S:
     if data is None:
         data = {}
     if not isinstance(data, dict):
         raise ConfigError("(root)", data, "the configuration must be a mapping of keys to values")
     try:
-        return Settings.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as exc:
         err = exc.errors()[0]
         key = _format_loc(tuple(err.get("loc", ())))
@@ -211,13 +234,23 @@ def settings_from_mapping(data: Any) -> Settings:
 
 def load_settings(path: Path | str | None) -> Settings:
     """Load the configuration file; ``None`` tries the default locations, else all defaults."""
+    return settings_from_mapping(read_config(path))
+
+
+def load_core_settings(path: Path | str | None) -> CoreSettings:
+    """:func:`load_settings` for a command that reads no ``receiver`` section (the exporter)."""
+    return core_settings_from_mapping(read_config(path))
+
+
+def read_config(path: Path | str | None) -> Any:
+    """The parsed YAML document (``None`` when there is no file: all defaults)."""
     if path is None:
         for candidate in DEFAULT_CONFIG_PATHS:
             if Path(candidate).is_file():
                 path = candidate
                 break
         else:
-            return Settings()
+            return None
     p = Path(path)
     try:
         text = p.read_text(encoding="utf-8")
@@ -228,11 +261,10 @@ def load_settings(path: Path | str | None) -> Settings:
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError("--config", str(p), f"cannot be read: {exc}") from None
     try:
-        data = yaml.safe_load(text)
+        return yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark is not None else "unknown place"
         raise ConfigError(
             "(yaml)", str(p), f"not valid YAML at {where}: {getattr(exc, 'problem', exc)}"
         ) from None
-    return settings_from_mapping(data)

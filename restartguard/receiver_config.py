@@ -36,7 +36,8 @@ DISCORD_ID_RE = re.compile(r"^[0-9]{15,21}$")
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Built on first use: the exporter imports these models (restartguard.config) but never uses them.
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 class DropinSet(_Strict):

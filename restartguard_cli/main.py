@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from restartguard.config import Settings, load_settings
+from restartguard.config import CoreSettings, Settings, load_settings
 from restartguard.errors import CannotTellError, ConfigError, RestartguardError, UsageError
 from restartguard.paths import (
     CONFIG_FILE,
@@ -21,6 +21,7 @@ from restartguard.paths import (
     WEBHOOK_ENV,
     WEBHOOK_FILE_ENV,
 )
+from restartguard.receiver_config import ReceiverSettings
 from restartguard_cli.exits import EXIT_FAIL, EXIT_OK, EXIT_USAGE
 from restartguard_cli.inputs import require_file, stdout_gone
 
@@ -28,7 +29,9 @@ CONFIG_HELP = (
     f"the configuration file (default: ./restartguard.yml if present, else {CONFIG_FILE} if present, "
     "else built-in defaults)"
 )
-_DEFAULTS = Settings()
+_DEFAULTS = CoreSettings()
+#: The receiver's defaults, read off its model without building it (the exporter never does).
+_RECEIVER_DEFAULTS = {name: f.default for name, f in ReceiverSettings.model_fields.items()}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -179,19 +182,19 @@ def build_parser() -> argparse.ArgumentParser:
     rcv.add_argument(
         "--listen",
         metavar="HOST:PORT",
-        help=f"address of the webhook (default: receiver.listen, {_DEFAULTS.receiver.listen})",
+        help=f"address of the webhook (default: receiver.listen, {_RECEIVER_DEFAULTS['listen']})",
     )
     rcv.add_argument(
         "--state-dir",
         metavar="DIR",
         help=f"incident store, reports and fix history (default: receiver.state_dir, "
-        f"{_DEFAULTS.receiver.state_dir})",
+        f"{_RECEIVER_DEFAULTS['state_dir']})",
     )
     rcv.add_argument(
         "--dry-run",
         action="store_true",
         help="plan and report fixes without changing anything (default: receiver.dry_run, "
-        f"{str(_DEFAULTS.receiver.dry_run).lower()})",
+        f"{str(_RECEIVER_DEFAULTS['dry_run']).lower()})",
     )
 
     act = sub.add_parser(

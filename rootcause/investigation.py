@@ -60,13 +60,7 @@ class Investigation:
 
 
 def rules_from_settings(log: LogSettings, start_pattern: str | None = None) -> LineRules:
-    return LineRules.compile(
-        start_pattern=start_pattern or log.start_pattern,
-        check_pattern=log.check_pattern,
-        trade_success_pattern=log.trade_success_pattern,
-        trade_failure_pattern=log.trade_failure_pattern,
-        handled_pattern=log.handled_pattern,
-    )
+    return LineRules.from_settings(log, start_pattern)
 
 
 def journal_signals(

@@ -11,11 +11,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rootcause import patterns as P
 from rootcause.jsonlog import EXCEPTION_KEYS, json_record
 from rootcause.model import Kind, Signal, Source
+
+if TYPE_CHECKING:  # the settings are pydantic models: only their type is needed here
+    from restartguard.config import LogSettings
 
 MAX_TRACEBACK_LINES = 200
 MAX_LINE_CHARS = 4096
@@ -47,6 +50,17 @@ class LineRules:
             trade_ok=re.compile(trade_success_pattern),
             trade_fail=re.compile(trade_failure_pattern),
             handled=re.compile(handled_pattern, re.IGNORECASE),
+        )
+
+    @classmethod
+    def from_settings(cls, log: LogSettings, start_pattern: str | None = None) -> LineRules:
+        """The rules of the ``log:`` section (``start_pattern`` overrides its banner pattern)."""
+        return cls.compile(
+            start_pattern=start_pattern or log.start_pattern,
+            check_pattern=log.check_pattern,
+            trade_success_pattern=log.trade_success_pattern,
+            trade_failure_pattern=log.trade_failure_pattern,
+            handled_pattern=log.handled_pattern,
         )
 
     def prefilter_pattern(self) -> str:

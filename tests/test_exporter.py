@@ -11,10 +11,11 @@ from pathlib import Path
 import pytest
 
 from exporter.core import ExporterCore
+from exporter.main import backfill_in_child, build_core
 from exporter.sources import Batch, JournalFileSource, LogFileSource
 from exporter.state import JsonState
 from exporter.tail import FileFollower
-from restartguard.config import LogSettings
+from restartguard.config import CoreSettings, LogSettings
 from rootcause.investigation import rules_from_settings
 
 UNIT = "bitget-bot.service"
@@ -381,3 +382,63 @@ def test_last_restart_per_cause_is_exported_and_survives_an_exporter_restart(rig
     again = rig.core()
     assert again.snapshot().last_restart_by_cause == {"oom": restart.at.timestamp()}
     again.close()
+
+
+def _settings(d: Path) -> CoreSettings:
+    return CoreSettings.model_validate(
+        {
+            "unit": UNIT,
+            "log": {"paths": [str(d / "trader.log")], "timezone": "UTC", "start_pattern": "Bot booting"},
+            "journal": {"json_file": str(d / "journal.json")},
+            "exporter": {"state_dir": str(d / "state"), "settle_seconds": 0},
+        }
+    )
+
+
+def _state(d: Path) -> dict[str, object]:
+    doc: dict[str, object] = json.loads((d / "state" / "exporter-state.json").read_text())
+    return doc
+
+
+def _backlog(d: Path) -> None:
+    """An exporter that ran once (its state saved at T0), then a backlog: a restart, many checks."""
+    d.mkdir()
+    rig = Rig(d)
+    core, end = rig.running(3)
+    core.close()
+    append(rig.journal, oom_death(end + timedelta(seconds=30)))
+    rig.boot(end + timedelta(seconds=40), 101)
+    last = rig.checks(end + timedelta(seconds=41), 1, 400)
+    append(rig.log, logline(last, "order filled BTCUSDT"))
+
+
+def test_backfill_in_a_child_leaves_the_state_a_catch_up_in_place_leaves(tmp_path: Path) -> None:
+    here, child = tmp_path / "here", tmp_path / "child"
+    _backlog(here)
+    _backlog(child)
+
+    in_place = build_core(_settings(here))
+    assert in_place.catch_up() >= 1
+    in_place.close()
+
+    assert backfill_in_child(_settings(child))
+    counted_by_child = _state(child)["restarts"]
+    resumed = build_core(_settings(child))
+    assert resumed.catch_up() == 1  # nothing left to read
+    resumed.close()
+
+    a, b = in_place.snapshot(), resumed.snapshot()
+    assert counted_by_child == b.restarts == a.restarts
+    assert a.restarts["oom"] == 1 and sum(a.restarts.values()) == 1
+    assert (b.trades_total, b.last_check, b.last_restart_at) == (
+        a.trades_total,
+        a.last_check,
+        a.last_restart_at,
+    )
+    assert a.last_check == 400
+    sa, sb = _state(here), _state(child)
+    for key in ("restarts", "trades_total", "counted_until", "last_check", "window"):
+        assert sa[key] == sb[key], key
+    for name in ("log", "journal"):
+        pa, pb = sa["sources"][name]["position"], sb["sources"][name]["position"]  # type: ignore[index]
+        assert pa["offset"] == pb["offset"] > 0
