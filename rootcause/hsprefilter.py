@@ -16,13 +16,11 @@ match of ``X`` at the end of the pattern), so each check line calls back once.
 
 from __future__ import annotations
 
-import ctypes
-import os
 import re
 from bisect import bisect_left
-from pathlib import Path
 from typing import Any
 
+from restartguard.memory import release_code_pages
 from rootcause.scanplan import LiteralPlan
 
 hyperscan: Any
@@ -38,9 +36,6 @@ def available() -> bool:
     return hyperscan is not None
 
 
-MADV_DONTNEED = 4
-
-
 def release_compiler_pages() -> int:
     """Let the kernel drop the pages of Hyperscan's code that compiling touched (its pattern
     compiler: ~4 MB counted in a long-lived process's RSS, never run again). Only read-only
@@ -48,26 +43,7 @@ def release_compiler_pages() -> int:
     on the next use, so scanning is unaffected. Returns the bytes released (0 where unsupported)."""
     if hyperscan is None:
         return 0
-    module = getattr(hyperscan, "_hs_ext", None)
-    so = getattr(module, "__file__", None)
-    if not so:
-        return 0
-    so = os.path.realpath(so)
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        madvise = libc.madvise
-        maps = Path("/proc/self/maps").read_text().splitlines()
-    except (OSError, AttributeError):
-        return 0
-    madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
-    released = 0
-    for line in maps:
-        fields = line.split(maxsplit=5)
-        if len(fields) == 6 and fields[1] == "r-xp" and fields[5] == so:
-            lo, hi = (int(x, 16) for x in fields[0].split("-"))
-            if madvise(lo, hi - lo, MADV_DONTNEED) == 0:
-                released += hi - lo
-    return released
+    return release_code_pages(getattr(getattr(hyperscan, "_hs_ext", None), "__file__", None))
 
 
 def hs_expression(branch: bytes) -> bytes:
