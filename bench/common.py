@@ -35,23 +35,49 @@ class Run:
     stdout: bytes
 
 
+# A small process starts each contender and reports its rusage: Linux counts in a child's peak RSS
+# the memory of the process it was forked from (the forked copy is dropped at exec), so a contender
+# forked from this benchmark, which holds a few hundred MB, would report that as its own peak.
+_LAUNCHER = """
+import os, sys, time
+report, argv = int(sys.argv[1]), sys.argv[2:]
+t = time.perf_counter()
+pid = os.fork()
+if pid == 0:
+    os.close(report)
+    os.execvpe(argv[0], argv, os.environ)
+_, status, ru = os.wait4(pid, 0)
+os.write(report, f"{time.perf_counter() - t} {ru.ru_utime + ru.ru_stime} {ru.ru_maxrss}".encode())
+sys.exit(os.waitstatus_to_exitcode(status) & 0xFF)
+"""
+
+
 def run_rusage(argv: Sequence[str], *, env: dict[str, str] | None = None) -> Run:
-    """Run a child to completion: wall time, its own CPU time and peak RSS (os.wait4)."""
+    """Run a child to completion: wall time, its own CPU time and peak RSS (os.wait4 in a small
+    launcher, see _LAUNCHER)."""
     full_env = dict(os.environ, **(env or {}))
     out_path = OUT / ".child-stdout"
+    report_r, report_w = os.pipe()
     with out_path.open("wb") as out_fh:
-        started = time.perf_counter()
-        proc = subprocess.Popen(list(argv), stdout=out_fh, stderr=subprocess.PIPE, env=full_env)
+        proc = subprocess.Popen(
+            [PY, "-S", "-c", _LAUNCHER, str(report_w), *argv],
+            stdout=out_fh,
+            stderr=subprocess.PIPE,
+            env=full_env,
+            pass_fds=(report_w,),
+        )
+        os.close(report_w)
         assert proc.stderr is not None
         err = proc.stderr.read()
-        _pid, status, usage = os.wait4(proc.pid, 0)
-        wall = time.perf_counter() - started
-        proc.returncode = os.waitstatus_to_exitcode(status)
+        report = os.read(report_r, 200).decode()
+        os.close(report_r)
+        proc.wait()
     stdout = out_path.read_bytes()
     out_path.unlink()
     if proc.returncode != 0:
         raise RuntimeError(f"{argv[0]} exited {proc.returncode}: {err[-2000:]!r}")
-    return Run(wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss, stdout)
+    wall, cpu, maxrss = report.split()
+    return Run(float(wall), float(cpu), int(maxrss), stdout)
 
 
 @dataclass
