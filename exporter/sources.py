@@ -110,9 +110,9 @@ class LogFileSource(_FollowedFile):
         batch = Batch(more=self.follower.more)
         if data:
             batch.records = data.count(b"\n")
-            batch.understood = stamped_lines(data, batch.records)
             before = self.parser.state()
             res = self.scanner.scan_big(data)
+            batch.understood = stamped_lines(data, batch.records, res.other_starts)
             if self.scanner.collapsed_across(s.at for s in res.signals if s.kind is Kind.START):
                 # Not in time order: read the same bytes again, every check line.
                 self.parser.restore(before)

@@ -135,23 +135,34 @@ RECORD_STARTS = (b"20", b"[20", b"\x1b[", b'{"')
 _OTHER_LINE_START = re.compile(rb"\n(?!" + b"|".join(re.escape(s) for s in RECORD_STARTS) + rb")")
 
 
-def stamped_lines(block: bytes, lines: int | None = None) -> int:
+# The same line starts for Hyperscan (no lookahead): a newline and the first byte(s) that tell it
+# is no record start. Each such newline is reported once, at a distinct end; the block's last
+# newline is not (nothing follows it). The scanner counts them in its own pass over the block.
+OTHER_LINE_START_HS = rb"\n(?:[^2\[\x1b{]|2[^0]|\[(?:[^2]|2[^0])|\x1b[^\[]|\{[^\x22])"
+
+
+def stamped_lines(block: bytes, lines: int | None = None, other_starts: int | None = None) -> int:
     """Lines of a block of complete lines that start like a log record (see RECORD_STARTS);
-    ``lines``: the block's newlines when the caller has counted them already."""
+    ``lines``: the block's newlines when the caller has counted them already; ``other_starts``:
+    the matches of OTHER_LINE_START_HS in it, when the scanner has counted them."""
     if not block:
         return 0
     if lines is None:
         lines = block.count(b"\n")
+    if other_starts is not None and block.endswith(b"\n"):
+        return block.startswith(RECORD_STARTS) + lines - other_starts - 1
     return block.startswith(RECORD_STARTS) + lines - len(_OTHER_LINE_START.findall(block))
 
 
-def tally_log_block(cov: SourceCoverage, block: bytes, tz: tzinfo, last_ts: datetime | None) -> None:
+def tally_log_block(
+    cov: SourceCoverage, block: bytes, tz: tzinfo, last_ts: datetime | None, other_starts: int | None = None
+) -> None:
     """Count one block of complete log lines: lines read, and lines that start like a record
     (:func:`stamped_lines`: a regex step per line would cost a third of the scan; the span itself
     comes from parsed timestamps)."""
     lines = block.count(b"\n")
     cov.read += lines
-    stamped = stamped_lines(block, lines)
+    stamped = stamped_lines(block, lines, other_starts)
     if not stamped:
         return
     cov.understood += stamped

@@ -66,41 +66,43 @@ class HyperscanPass:
     """One compiled database of a plan's branches; :meth:`candidates` has the contract of the
     literal pass: (line starts holding only check branches, line start → branch bitmask)."""
 
-    def __init__(self, plan: LiteralPlan) -> None:
+    def __init__(self, plan: LiteralPlan, counted: bytes | None = None) -> None:
         if hyperscan is None:
             raise RuntimeError("hyperscan is not installed")
         exprs = [hs_expression(b.pattern) for b in plan.branches]
-        if len(exprs) > 0xFFFF:
+        if len(exprs) >= 0xFFFF:
             raise ValueError("too many branches")
-        self.db = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
-        self.db.compile(
-            expressions=exprs,
-            ids=list(range(len(exprs))),
-            elements=len(exprs),
-            flags=[hyperscan.HS_FLAG_MULTILINE] * len(exprs),
-        )
         self.check_mask = plan.check_mask
         self.check_ids = frozenset(i for i in range(len(exprs)) if plan.check_mask >> i & 1)
+        # ``counted``: one more expression whose matches are only counted (``self.counted`` after
+        # each candidates(): the coverage's line starts that are no record, in the same pass).
+        self.count_id = len(exprs) if counted is not None else -1
+        extra = [(self.count_id, counted)] if counted is not None else []
+        self.db = self._compile([*enumerate(exprs), *extra])
         # The branches without the check lines, for blocks read as runs of lines (see
         # candidates(with_checks=False)): most of such a block's lines would each call back.
-        other_ids = [i for i in range(len(exprs)) if i not in self.check_ids]
-        self.db_others: Any = None
-        if other_ids:
-            self.db_others = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
-            self.db_others.compile(
-                expressions=[exprs[i] for i in other_ids],
-                ids=other_ids,
-                elements=len(other_ids),
-                flags=[hyperscan.HS_FLAG_MULTILINE] * len(other_ids),
-            )
+        others = [(i, e) for i, e in enumerate(exprs) if i not in self.check_ids]
+        self.db_others: Any = self._compile([*others, *extra]) if others or extra else None
+        self.counted = 0
+
+    @staticmethod
+    def _compile(expressions: list[tuple[int, bytes]]) -> Any:
+        db = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
+        db.compile(
+            expressions=[e for _, e in expressions],
+            ids=[i for i, _ in expressions],
+            elements=len(expressions),
+            flags=[hyperscan.HS_FLAG_MULTILINE] * len(expressions),
+        )
+        return db
 
     @classmethod
-    def build(cls, plan: LiteralPlan | None) -> HyperscanPass | None:
+    def build(cls, plan: LiteralPlan | None, counted: bytes | None = None) -> HyperscanPass | None:
         """The pass for ``plan``, or None when Hyperscan is missing or cannot compile a branch."""
         if plan is None or hyperscan is None:
             return None
         try:
-            return cls(plan)
+            return cls(plan, counted)
         except (hyperscan.HyperscanError, ValueError):
             return None
 
@@ -121,14 +123,20 @@ class HyperscanPass:
         """``with_checks=False``: the check branches are not searched (no list of check lines is
         returned) and every other line's mask also names them (the caller reads the check lines
         itself)."""
+        cid, counted = self.count_id, 0
         if not with_checks:
             others: dict[int, int] = {}
             if self.db_others is not None:
                 get, rfind, mask = others.get, block.rfind, self.check_mask
                 for h in self.matches(block, self.db_others):
+                    branch = h & 0xFFFF
+                    if branch == cid:
+                        counted += 1
+                        continue
                     ls = rfind(b"\n", 0, h >> 16) + 1
                     if ls >= start:
-                        others[ls] = get(ls, mask) | 1 << (h & 0xFFFF)
+                        others[ls] = get(ls, mask) | 1 << branch
+            self.counted = counted
             return [], others
         hits = self.matches(block)
         rfind = block.rfind
@@ -144,6 +152,9 @@ class HyperscanPass:
             branch = h & 0xFFFF
             if branch in ids:
                 continue
+            if branch == cid:
+                counted += 1
+                continue
             ls = rfind(b"\n", 0, h >> 16) + 1
             if ls >= start:
                 others[ls] = get(ls, 0) | 1 << branch
@@ -154,4 +165,5 @@ class HyperscanPass:
             for ls in checks:
                 if ls in others:
                     others[ls] |= mask
+        self.counted = counted
         return checks, others

@@ -169,7 +169,7 @@ def _scan_log(
         for offset, block in read_blocks(fh, start):
             res = scanner.scan(block)
             if coverage is not None:
-                tally_log_block(coverage, block, tz, res.last_ts)
+                tally_log_block(coverage, block, tz, res.last_ts, res.other_starts)
                 coverage.count_trades(res.signals)
             out = compact([*out, *res.signals], starts)
             if progress is not None:

@@ -25,6 +25,7 @@ from typing import BinaryIO
 
 from rootcause import patterns as P
 from rootcause.collapse import RunCollapser
+from rootcause.coverage import OTHER_LINE_START_HS, RECORD_STARTS
 from rootcause.hsprefilter import HyperscanPass
 from rootcause.logparse import (
     FAST_TIMESTAMP_RE,
@@ -51,6 +52,9 @@ MAX_LOOKBACK_LINES = 200
 class BlockResult:
     signals: list[Signal] = field(default_factory=list)
     last_ts: datetime | None = None  # timestamp of the last timestamped line in the block
+    # Line starts in the block that are no record start (coverage.OTHER_LINE_START_HS), when the
+    # Hyperscan pass counted them; None: the caller counts them itself (coverage.stamped_lines).
+    other_starts: int | None = None
 
 
 class BlockScanner:
@@ -80,7 +84,7 @@ class BlockScanner:
         self.parser = parser
         self.prefilter = prefilter
         self.plan = literal_plan(prefilter, parser.rules) if fast and prefilter is not None else None
-        self.hs = HyperscanPass.build(self.plan) if hyperscan else None
+        self.hs = HyperscanPass.build(self.plan, OTHER_LINE_START_HS) if hyperscan else None
         self._clock = HourClock(parser.tz)
         self.collapser: RunCollapser | None = None
         # The one literal every check line holds, held by no other branch's lines (else None).
@@ -128,6 +132,8 @@ class BlockScanner:
             pos = self._feed_traceback_tail(block, 0, res)
         if self.plan is not None:
             self._scan_literals(block, pos, res, collapse)
+            if self.hs is not None:
+                res.other_starts = self.hs.counted
         else:
             self._scan_alternation(block, pos, res)
         res.last_ts = self._last_timestamp(block) or self.parser.last_ts
@@ -141,13 +147,23 @@ class BlockScanner:
         leaves no large heap behind (the signals are the same at any block size)."""
         if len(data) <= BLOCK_SIZE:
             return self.scan(data, collapse=collapse)
-        out = BlockResult()
+        out = BlockResult(other_starts=0)
         start = 0
         while start < len(data):
             end = data.find(b"\n", min(len(data), start + BLOCK_SIZE) - 1) + 1 or len(data)
             res = self.scan(data[start:end], collapse=collapse)
             out.signals.extend(res.signals)
             out.last_ts = res.last_ts or out.last_ts
+            if (
+                res.other_starts is None
+                or out.other_starts is None
+                or (end < len(data) and data[end - 1] != 10)
+            ):
+                out.other_starts = None
+            else:  # a newline ending a piece is followed by the next piece's first line
+                out.other_starts += res.other_starts + (
+                    end < len(data) and not data.startswith(RECORD_STARTS, end)
+                )
             start = end
         return out
 

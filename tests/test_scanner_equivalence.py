@@ -22,6 +22,7 @@ from restartguard.config import LogSettings
 from rootcause import hsprefilter, investigation
 from rootcause import scanner as logfile
 from rootcause.collapse import ONE_RE, plain_run
+from rootcause.coverage import stamped_lines
 from rootcause.detect import compact, detect_restarts
 from rootcause.investigation import investigate, read_journal_file, rules_from_settings
 from rootcause.logparse import EPOCH, HourClock, LineParser, LineRules, parse_timestamp
@@ -443,3 +444,50 @@ def test_read_blocks_reads_what_reading_and_cutting_read(
         assert data[off : off + real] == block[:real]
         expect = off + real
     assert expect == max(start, end)
+
+
+_LINE_STARTS = [
+    "2026-09-03 22:15:07,250 - trader - INFO - check #7",
+    "[2026-09-03 22:15:07] x",
+    "\x1b[32m2026",
+    '{"a": 1}',
+    "2",
+    "[",
+    "[2",
+    "[20",
+    "20",
+    "\x1b",
+    "{",
+    '{"',
+    "",
+    "  File x",
+    "Traceback",
+    "2x",
+    "[2x",
+    "\x1bx",
+    "{x",
+]
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    lines=st.lists(st.sampled_from(_LINE_STARTS), min_size=1, max_size=60),
+    block=st.sampled_from([64, 200, 10_000]),
+)
+def test_hyperscan_counts_the_line_starts_coverage_counts(lines: list[str], block: int) -> None:
+    """The scanner's Hyperscan pass counts the line starts that are no record (one pass with the
+    prefilter's branches): the lines understood are those the regex over every newline gives,
+    through scan() and through scan_big() in pieces."""
+    data = ("\n".join(lines) + "\n").encode()
+    want = stamped_lines(data)
+    rules = DEFAULT
+    scanner = BlockScanner(LineParser(rules, UTC), compile_prefilter(rules.prefilter_pattern()), fast=True)
+    assert scanner.hs is not None
+    res = scanner.scan(data)
+    assert res.other_starts is not None and stamped_lines(data, None, res.other_starts) == want
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(logfile, "BLOCK_SIZE", block)
+        big = BlockScanner(LineParser(rules, UTC), compile_prefilter(rules.prefilter_pattern()), fast=True)
+        res = big.scan_big(data)
+    if res.other_starts is not None:
+        assert stamped_lines(data, None, res.other_starts) == want
