@@ -5,7 +5,9 @@ Rotation by rename (logrotate ``create``): the old file is kept open and drained
 Rotation by copytruncate: the file shrinks below our offset, or its first bytes change → read
 from the start. The position (device, inode, offset, fingerprint of the first bytes) is plain data
 (:class:`Position`) so the exporter can persist it atomically with its counters; after an
-exporter restart a file rotated in the meantime is found again by its inode and finished first.
+exporter restart a file rotated in the meantime is found again by its inode and finished first,
+and a file under a new inode whose first bytes are the ones read (restored from a backup) is
+read on from the same offset.
 """
 
 from __future__ import annotations
@@ -124,7 +126,12 @@ class FileFollower:
                 fh.close()
                 self._fh = old
                 return
-            pos = None  # the file we knew is gone: start the new one from its beginning
+            if pos.head and st.st_size >= pos.offset and _head(fh, st.st_size) == pos.head:
+                # The same file under a new inode (restored from a backup with the state, moved
+                # across file systems): its first bytes are the ones we read. Go on where we were.
+                pos = self.position = Position(st.st_dev, st.st_ino, pos.offset, pos.head)
+            else:
+                pos = None  # the file we knew is gone: start the new one from its beginning
         if pos is None:
             offset = st.st_size if self.from_end else 0
             if self.from_end:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -442,3 +443,39 @@ def test_backfill_in_a_child_leaves_the_state_a_catch_up_in_place_leaves(tmp_pat
     for name in ("log", "journal"):
         pa, pb = sa["sources"][name]["position"], sb["sources"][name]["position"]  # type: ignore[index]
         assert pa["offset"] == pb["offset"] > 0
+
+
+def test_log_restored_under_a_new_inode_is_not_read_again(rig: Rig) -> None:
+    """The trader's log and the journal export restored from a backup (or moved across file
+    systems) with the exporter's state: same bytes, new inodes. The exporter goes on where it was
+    (the first bytes are the ones it read), so nothing is replayed and the next restart counts once."""
+    rig.boot(T0 + timedelta(seconds=1), 100)
+    end = rig.checks(T0 + timedelta(seconds=2), 1, 3)
+    rig.clock.now = end + timedelta(minutes=1)
+    core = rig.core()
+    assert core.poll() == []
+    end2 = rig.checks(end + timedelta(minutes=1), 4, 3)
+    append(rig.log, traceback_lines(end2 + timedelta(seconds=5), "KeyError: 'x'"))
+    append(rig.journal, exit_failure(end2 + timedelta(seconds=5)))
+    rig.boot(end2 + timedelta(seconds=15), 101)
+    rig.clock.now = end2 + timedelta(minutes=1)
+    assert [r.cause.value for r in core.poll()] == ["exception"]
+    core.close()
+    for path in (rig.log, rig.journal):
+        inode = path.stat().st_ino
+        copy = path.with_name(path.name + ".restored")
+        shutil.copy2(path, copy)
+        os.replace(copy, path)
+        assert path.stat().st_ino != inode
+    core2 = rig.core()
+    assert core2.poll() == []
+    assert (
+        core2.snapshot().restarts["exception"] == 1 and core2.snapshot().restarts["supervisor_conflict"] == 0
+    )
+    end3 = rig.checks(end2 + timedelta(minutes=1), 7, 2)
+    append(rig.journal, oom_death(end3 + timedelta(seconds=5)))
+    rig.boot(end3 + timedelta(seconds=15), 102)
+    rig.clock.now = end3 + timedelta(minutes=1)
+    assert [(r.cause.value, r.last_check) for r in core2.poll()] == [("oom", 8)]
+    assert sum(core2.snapshot().restarts.values()) == 2
+    core2.close()
