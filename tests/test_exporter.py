@@ -130,6 +130,14 @@ class Rig:
         append(self.journal, started(at))
         append(self.log, logline(at + timedelta(seconds=1), f"Bot booting, version 3, pid={pid}"))
 
+    def exception_restart(self, end: datetime, pid: int, exc: str = "KeyError: 'x'") -> None:
+        """The trader dies of ``exc`` 5 s after ``end`` and starts again 10 s later; the clock
+        moves to a minute after ``end``."""
+        append(self.journal, exit_failure(end + timedelta(seconds=5)))
+        append(self.log, traceback_lines(end + timedelta(seconds=5), exc))
+        self.boot(end + timedelta(seconds=15), pid)
+        self.clock.now = end + timedelta(minutes=1)
+
     def checks(self, start: datetime, first: int, n: int) -> datetime:
         at = start
         for i in range(n):
@@ -173,18 +181,12 @@ def test_first_start_is_not_counted_and_a_later_restart_is_counted_once(rig: Rig
 def test_exporter_restart_neither_replays_nor_loses_restarts(rig: Rig) -> None:
     rig.boot(T0 + timedelta(seconds=1), 100)
     end = rig.checks(T0 + timedelta(seconds=2), 1, 3)
-    append(rig.journal, exit_failure(end + timedelta(seconds=5)))
-    append(rig.log, traceback_lines(end + timedelta(seconds=5), "KeyError: 'availableBalance'"))
-    rig.boot(end + timedelta(seconds=15), 101)
-    rig.clock.now = end + timedelta(minutes=1)
+    rig.exception_restart(end, 101, "KeyError: 'availableBalance'")
     # The exporter starts for the first time after this restart: history is not replayed.
     core = rig.core()
     assert core.poll() == []
     end2 = rig.checks(end + timedelta(minutes=1), 4, 3)
-    append(rig.log, traceback_lines(end2 + timedelta(seconds=5), "KeyError: 'x'"))
-    append(rig.journal, exit_failure(end2 + timedelta(seconds=5)))
-    rig.boot(end2 + timedelta(seconds=15), 102)
-    rig.clock.now = end2 + timedelta(minutes=1)
+    rig.exception_restart(end2, 102)
     assert [r.cause.value for r in core.poll()] == ["exception"]
     core.close()
 
@@ -252,10 +254,7 @@ def test_rotation_by_copytruncate_mid_run(rig: Rig) -> None:
     (rig.tmp / "trader.log.1").write_bytes(rig.log.read_bytes())
     with rig.log.open("r+b") as fh:
         fh.truncate(0)
-    append(rig.journal, exit_failure(end + timedelta(seconds=5)))
-    append(rig.log, traceback_lines(end + timedelta(seconds=5), "KeyError: 'x'"))
-    rig.boot(end + timedelta(seconds=15), 101)
-    rig.clock.now = end + timedelta(minutes=1)
+    rig.exception_restart(end, 101)
     assert [r.cause.value for r in core.poll()] == ["exception"]
 
 
@@ -455,10 +454,7 @@ def test_log_restored_under_a_new_inode_is_not_read_again(rig: Rig) -> None:
     core = rig.core()
     assert core.poll() == []
     end2 = rig.checks(end + timedelta(minutes=1), 4, 3)
-    append(rig.log, traceback_lines(end2 + timedelta(seconds=5), "KeyError: 'x'"))
-    append(rig.journal, exit_failure(end2 + timedelta(seconds=5)))
-    rig.boot(end2 + timedelta(seconds=15), 101)
-    rig.clock.now = end2 + timedelta(minutes=1)
+    rig.exception_restart(end2, 101)
     assert [r.cause.value for r in core.poll()] == ["exception"]
     core.close()
     for path in (rig.log, rig.journal):
