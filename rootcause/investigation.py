@@ -7,6 +7,7 @@ made by the pure functions of :mod:`rootcause.detect`.
 from __future__ import annotations
 
 import copy
+import functools
 import os
 import subprocess
 from collections import Counter
@@ -112,7 +113,8 @@ def log_signals(
     again line by line when the log turns out not to be in time order). ``coverage``, when given,
     counts the lines read."""
     before = copy.deepcopy(coverage)
-    out, scanner = _scan_log(
+    scan = functools.partial(
+        _scan_log,
         path,
         rules,
         tz,
@@ -121,22 +123,12 @@ def log_signals(
         starts=starts,
         progress=progress,
         coverage=coverage,
-        collapse=True,
     )
+    out, scanner = scan(collapse=True)
     if scanner.collapsed_across(s.at for s in out if s.kind is Kind.START):
         if coverage is not None and before is not None:
             vars(coverage).update(vars(before))  # counted again by the second reading
-        out, _ = _scan_log(
-            path,
-            rules,
-            tz,
-            since=since,
-            until=until,
-            starts=starts,
-            progress=progress,
-            coverage=coverage,
-            collapse=False,
-        )
+        out, _ = scan(collapse=False)
     return out
 
 
