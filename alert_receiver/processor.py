@@ -265,6 +265,16 @@ class Processor:
     def _record_not_acted(self, alert: Alert, why: str) -> None:
         self.stage = "record"
         finding = Finding(restart=None, cause=alert.label("cause")[:64], cause_source="none")
+        incident_id = self._alert_incident(alert, finding, not_acted=why)
+        self.stage = "notify"
+        self.outbox.enqueue(
+            messages.not_acted(self.rs.language, service=self.settings.service_name, alert=alert, why=why),
+            dedupe_key=f"not_acted:{alert.key}",
+        )
+        log.info("alert %s recorded, not acted on (incident %d): %s", alert.alertname, incident_id, why)
+
+    def _alert_incident(self, alert: Alert, finding: Finding, **data: Any) -> int:
+        """The incident of an alert that names no restart, keyed by the alert."""
         incident_id, _ = self.store.upsert_incident(
             f"alert:{alert.key}",
             now=self.clock(),
@@ -273,14 +283,9 @@ class Processor:
             cause_source="none",
             restart_at=None,
             signature=None,
-            data={"alert": _alert_json(alert), "finding": finding.to_json(), "not_acted": why},
+            data={"alert": _alert_json(alert), "finding": finding.to_json(), **data},
         )
-        self.stage = "notify"
-        self.outbox.enqueue(
-            messages.not_acted(self.rs.language, service=self.settings.service_name, alert=alert, why=why),
-            dedupe_key=f"not_acted:{alert.key}",
-        )
-        log.info("alert %s recorded, not acted on (incident %d): %s", alert.alertname, incident_id, why)
+        return incident_id
 
     def _is_restart_alert(self, alert: Alert) -> bool:
         return alert.alertname in self.rs.restart_alerts or bool(alert.label("cause"))
@@ -297,16 +302,7 @@ class Processor:
         if reason is None:
             return
         finding = Finding(restart=None, cause="", cause_source="none")
-        incident_id, _ = self.store.upsert_incident(
-            f"alert:{alert.key}",
-            now=self.clock(),
-            alertname=alert.alertname,
-            cause="",
-            cause_source="none",
-            restart_at=None,
-            signature=None,
-            data={"alert": _alert_json(alert), "finding": finding.to_json()},
-        )
+        incident_id = self._alert_incident(alert, finding)
         path = str(report_path(self.rs.state_dir, incident_id))
         self._write_report(incident_id, alert, finding, None)
         lines = [alert.annotation("summary"), alert.annotation("description")]
