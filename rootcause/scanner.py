@@ -154,13 +154,9 @@ class BlockScanner:
             res = self.scan(data[start:end], collapse=collapse)
             out.signals.extend(res.signals)
             out.last_ts = res.last_ts or out.last_ts
-            if (
-                res.other_starts is None
-                or out.other_starts is None
-                or (end < len(data) and data[end - 1] != 10)
-            ):
+            if res.other_starts is None or out.other_starts is None:
                 out.other_starts = None
-            else:  # a newline ending a piece is followed by the next piece's first line
+            else:  # the newline ending a piece is followed by the next piece's first line
                 out.other_starts += res.other_starts + (
                     end < len(data) and not data.startswith(RECORD_STARTS, end)
                 )
