@@ -7,7 +7,8 @@ ExporterCore with one LogFileSource and a real state file, polled until a poll r
 seconds, polls, what was counted, and the process's RSS right after the backfill.
 ``--reference`` scans with the prefilter alternation (the path before the literal scanner),
 ``--no-hyperscan`` with the literal first pass (the fallback where Hyperscan is missing),
-``--no-collapse`` reads every check line.
+``--no-collapse`` reads every check line. It imports what ``restartguard exporter`` imports for
+this (not the investigation's modules), so that its start-up is the exporter's.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from exporter.core import ExporterCore
 from exporter.sources import LogFileSource
 from exporter.state import JsonState
 from restartguard.config import LogSettings
-from rootcause.investigation import rules_from_settings
+from rootcause.logparse import LineRules
 from rootcause.scanner import BlockScanner
 
 
@@ -38,7 +39,7 @@ def main() -> None:
     log = Path(sys.argv[1])
     flags = sys.argv[2:]
     reference = "--reference" in flags
-    rules = rules_from_settings(LogSettings())
+    rules = LineRules.from_settings(LogSettings())
     src = LogFileSource(log, rules, UTC)
     src.scanner = BlockScanner(
         src.parser,

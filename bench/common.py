@@ -110,6 +110,24 @@ def warm(path: Path) -> None:
             pass
 
 
+#: The shipped packages (pyproject's packages.find), compiled to bytecode before anything is timed.
+PACKAGES = ("restartguard", "rootcause", "exporter", "alert_receiver", "actuator", "restartguard_cli")
+
+
+def warm_code() -> None:
+    """Compile the project's modules to bytecode, as ``pip install`` does for an installed copy.
+
+    An editable install under ``PYTHONDONTWRITEBYTECODE=1`` (set on some machines, CI included)
+    never writes ``__pycache__``, so every timed start would compile each module from source again
+    (~0.1 s here): a cost no installed user pays. Python reads cached bytecode even with that
+    variable set, so compiling once here is enough."""
+    subprocess.run(
+        [PY, "-m", "compileall", "-q", *(str(ROOT / p) for p in PACKAGES)],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+
+
 def mbps(size: int, seconds: float) -> float:
     return size / 1e6 / seconds if seconds > 0 else float("inf")
 

@@ -38,6 +38,7 @@ from bench.common import (
     save,
     table,
     warm,
+    warm_code,
 )
 from restartguard.config import LogSettings
 from rootcause import patterns as P
@@ -202,6 +203,7 @@ def measure(nbytes: int, args: argparse.Namespace) -> dict[str, Any]:
     assert grep_sample == ref_sample, (grep_sample, ref_sample)
 
     warm(log)
+    warm_code()
     grep = Series("grep -cE (LC_ALL=C)")
     ours = Series("exporter backfill")
     inv = Series("restartguard investigate")
@@ -386,6 +388,7 @@ def measure_checks_only(nbytes: int, repeat: int) -> dict[str, Any]:
     truth = checks_only_log(log, nbytes)
     ere = "check #[0-9]|Bot booting"
     warm(log)
+    warm_code()
     grep = Series("grep -cE")
     inv = Series("investigate --log")
     doc: dict[str, Any] = {}
