@@ -204,7 +204,7 @@ class ExporterCore:
         name = src.name
         if batch.understood:
             self._understood_at[name] = now
-        elif batch.records:
+        elif batch.read:
             self._unintelligible_at[name] = now
         since = self._understood_at[name] or self.started_at
         if now - since < self.silence:

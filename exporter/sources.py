@@ -20,7 +20,7 @@ import psutil
 
 from exporter.tail import FileFollower, Position
 from restartguard.errors import SourceError
-from rootcause.coverage import stamped_lines
+from rootcause.coverage import any_stamped
 from rootcause.journal import JournalParser, entry_time, normalize_unit, parse_json_line
 from rootcause.logparse import LineParser, LineRules
 from rootcause.model import Kind, Signal, Source
@@ -38,8 +38,10 @@ class Batch:
     signals: list[Signal] = field(default_factory=list)
     last_line_at: datetime | None = None  # the trader's latest log/stdout line (heartbeat)
     more: bool = False  # the source stopped at its per-poll limit: poll again to catch up
-    records: int = 0  # lines / entries read
-    understood: int = 0  # of which understood (a log line with a timestamp, a journal entry with a time)
+    read: bool = False  # some line / entry was read
+    understood: bool = (
+        False  # some of them was understood (a log line with a timestamp, a journal entry with a time)
+    )
 
 
 def _missing(follower: FileFollower, what: str) -> SourceError | None:
@@ -109,10 +111,10 @@ class LogFileSource(_FollowedFile):
         data = self._read("log", must_exist=True)
         batch = Batch(more=self.follower.more)
         if data:
-            batch.records = data.count(b"\n")
+            batch.read = True  # complete lines
+            batch.understood = any_stamped(data)
             before = self.parser.state()
             res = self.scanner.scan_big(data)
-            batch.understood = stamped_lines(data, batch.records, res.other_starts)
             if self.scanner.collapsed_across(s.at for s in res.signals if s.kind is Kind.START):
                 # Not in time order: read the same bytes again, every check line.
                 self.parser.restore(before)
@@ -187,11 +189,11 @@ class JournalFileSource(_FollowedFile):
         for raw in lines:
             if not raw.strip():
                 continue
-            batch.records += 1
+            batch.read = True
             entry = parse_json_line(raw)
             if entry is None:
                 continue
-            batch.understood += entry_time(entry) is not None
+            batch.understood = batch.understood or entry_time(entry) is not None
             batch.signals.extend(self.parser.feed(entry))
             if self.first_at is None and batch.signals:
                 self.first_at = batch.signals[0].at

@@ -15,7 +15,7 @@ from incident_builder import KEY_ERROR, Incident
 
 from restartguard.config import load_settings
 from restartguard_cli.main import main
-from rootcause.coverage import RECORD_STARTS, stamped_lines
+from rootcause.coverage import RECORD_STARTS, any_stamped, stamped_lines
 from rootcause.investigation import investigate_settings
 
 # journalctl's default text output ("short"; src/shared/logs-show.c output_short, systemd v255) and
@@ -229,3 +229,5 @@ def test_stamped_lines_counts_each_record_start_once(parts: list[bytes]) -> None
     block = b"".join(parts) + b"\n"  # a block of complete lines
     lines = block.split(b"\n")[:-1]
     assert stamped_lines(block) == sum(ln.startswith(RECORD_STARTS) for ln in lines)
+    # The exporter only asks whether there is one: the search stops at the first.
+    assert any_stamped(block) is (stamped_lines(block) > 0)
