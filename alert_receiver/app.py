@@ -196,7 +196,7 @@ def create_app(
             )
         except (StateError, sqlite3.Error, OSError) as exc:
             raise StoreUnavailable(str(exc)) from exc
-        ctx.processor.wake.set()
+        ctx.processor.notify()
         return jsonify({"status": "duplicate" if duplicate else "queued", "id": nid})
 
     @app.get("/healthz")

@@ -97,12 +97,23 @@ class Processor:
         self.dry_run = dry_run
         self.escalator = Escalator(settings, store, outbox, clock=clock, state_provider=self._unit_state)
         self.wake = threading.Event()
+        self._keeper: LeaseKeeper | None = None
         self.errors = 0
         self.stage = "record"
         self.caps = WorkCaps(self.rs.alerts_per_notification_max, self.rs.alerts_per_minute_max)
         self.hosts = local_hosts(self.rs.hosts)
 
     # -- queue ---------------------------------------------------------------------------------
+    def notify(self) -> None:
+        """A notification was queued: wake the processing loop, if this process works the queue.
+
+        A worker that does not hold the lease would only wake to find it has nothing to do, and
+        under a burst of webhooks every such wake-up took the GIL from the request threads; it
+        looks again at its next poll (``poll_interval_seconds``), or when it takes the lease."""
+        keeper = self._keeper
+        if keeper is not None and keeper.held:
+            self.wake.set()
+
     def process_pending(self, limit: int = 50) -> int:
         """Handle queued notifications (oldest first); returns how many were finished.
 
@@ -538,6 +549,7 @@ class Processor:
         """Process while holding the lease; deliver the outbox from the lease holder only."""
         keeper = LeaseKeeper(self.store, LEASE_NAME, self.rs.lease_seconds)
         keeper.start()
+        self._keeper = keeper
         outbox_stop: threading.Event | None = None
         outbox_thread: threading.Thread | None = None
         last_prune = float("-inf")

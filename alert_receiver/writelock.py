@@ -33,8 +33,10 @@ from pathlib import Path
 
 #: How long a background writer lets urgent writers go first, at most (seconds).
 MAX_DEFER = 0.1
-#: How often a deferring background writer looks at the gate again (seconds).
+#: How soon a deferring background writer looks at the gate again (seconds), doubling up to
+#: DEFER_STEP_MAX: under a burst each look takes the GIL from the request threads.
 DEFER_STEP = 0.002
+DEFER_STEP_MAX = 0.016
 
 
 class WriteLock:
@@ -79,13 +81,16 @@ class WriteLock:
     def _defer(self, gate_fd: int) -> None:
         """Wait (bounded) until no urgent writer waits or writes."""
         deadline = time.monotonic() + self.max_defer
+        step = DEFER_STEP
         while True:
             try:
                 fcntl.flock(gate_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                if time.monotonic() >= deadline:
+                left = deadline - time.monotonic()
+                if left <= 0:
                     return
-                time.sleep(DEFER_STEP)
+                time.sleep(min(step, left))
+                step = min(step * 2, DEFER_STEP_MAX)
                 continue
             fcntl.flock(gate_fd, fcntl.LOCK_UN)
             return

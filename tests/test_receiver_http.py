@@ -27,7 +27,9 @@ from test_receiver_support import (
 
 from alert_receiver.app import create_app
 from alert_receiver.auth import load_token
+from alert_receiver.lease import LeaseKeeper
 from alert_receiver.payload import Notification
+from alert_receiver.processor import LEASE_NAME
 from lab.fake_systemctl import FakeSystemctl
 from restartguard.errors import ConfigError
 from restartguard.taxonomy import Cause
@@ -41,6 +43,35 @@ def harness(tmp_path: Path, fake_systemctl: FakeSystemctl) -> Iterator[Harness]:
     )
     yield h
     h.close()
+
+
+def test_a_webhook_wakes_the_processing_loop_only_where_the_lease_is_held(
+    tmp_path: Path,
+    fake_systemctl: FakeSystemctl,  # noqa: F811
+) -> None:
+    """Two workers on one queue: the one without the lease would only wake to find it has nothing
+    to do (under a burst, every such wake-up took the GIL from its request threads)."""
+    settings = make_settings(tmp_path, fake_systemctl)
+    holder, other = Harness(settings), Harness(settings)
+    held = LeaseKeeper(holder.ctx.store, LEASE_NAME, 30)
+    not_held = LeaseKeeper(other.ctx.store, LEASE_NAME, 30)
+    not_held.owner = "elsewhere:1:1"  # another worker process
+    held.start()
+    not_held.start()
+    try:
+        assert held.held and not not_held.held
+        holder.ctx.processor._keeper = held  # as Processor.run() sets it
+        other.ctx.processor._keeper = not_held
+        assert other.post(make_notification(make_alert(fingerprint="a1"))).status_code == 200
+        assert not other.ctx.processor.wake.is_set()
+        assert holder.post(make_notification(make_alert(fingerprint="b2"))).status_code == 200
+        assert holder.ctx.processor.wake.is_set()
+        assert holder.process() == 2  # the holder works both workers' notifications
+    finally:
+        not_held.stop()
+        held.stop()
+        other.close()
+        holder.close()
 
 
 def test_valid_payload_is_queued_and_processed(harness: Harness, fake_systemctl: FakeSystemctl) -> None:  # noqa: F811
