@@ -22,9 +22,10 @@ from typing import Any
 
 from restartguard.systemd_values import parse_bytes, parse_seconds
 from rootcause import patterns as P
-from rootcause.code_evidence import STAMP_START, exception_facts, last_stamp
+from rootcause.code_evidence import exception_facts, last_stamp
 from rootcause.journal import entry_message, entry_time
 from rootcause.logparse import EPOCH, MICROSECOND, HourClock
+from rootcause.logwindow import check_stamps
 from rootcause.model import Restart
 from rootcause.proposal import Proposal
 from rootcause.readers import Context, Probe, ProcessInfo, Readers
@@ -323,17 +324,7 @@ def other_facts(restart: Restart, readers: Readers, ctx: Context, probe: Probe) 
     end = restart.died_at or restart.at
     lines = probe.call("trader log", readers.log_lines, end - timedelta(hours=3), end)
     if lines is not None:
-        checks: list[tuple[int, int]] = []
-        micros = HourClock(ctx.tz).micros
-        search = ctx.check_re.search
-        for ln in lines:
-            m = search(ln)  # only check lines need their time parsed
-            t = micros(ln) if m and ln[:1] in STAMP_START else None
-            if t is not None and m is not None:
-                try:
-                    checks.append((t, int(m.group(1))))
-                except (IndexError, ValueError, TypeError):
-                    continue
+        checks = check_stamps(lines, ctx.check_re, HourClock(ctx.tz))
         last_line = last_stamp(lines, ctx.tz)
         out.update(check_gaps_us(checks))
         if last_line is not None and restart.died_at is not None:

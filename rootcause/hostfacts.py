@@ -22,13 +22,11 @@ from restartguard.config import Settings
 from restartguard.config_text import EditError, read_number
 from restartguard.receiver_config import ConfigSet, TraderConfigFile
 from rootcause.journal import entry_time, normalize_unit
-from rootcause.logparse import HourClock, clean_line
+from rootcause.logwindow import read_window
 from rootcause.readers import Context, ProcessInfo, Readers
-from rootcause.scanner import offset_for_time
 
 Runner = Callable[[list[str]], tuple[int, str]]
 MAX_SOURCE_BYTES = 2 * 1024 * 1024
-MAX_LOG_LINES = 20_000
 MAX_FILE_BYTES = 256 * 1024
 CRON_PLACES = (
     Path("/etc/crontab"),
@@ -74,40 +72,10 @@ def read_source(path: str) -> list[str] | None:
 
 
 def log_window(paths: Sequence[Path], tz: tzinfo) -> Callable[[datetime, datetime], list[str]]:
-    """Lines of the trader's log files written in [start, end] (continuation lines included), read
-    in file order from the first line at or after ``start`` to the last line at or before ``end``
-    (a log written in time order, as the seek by time assumes).
-
-    Only the lines near the window's edges have their time read: every line before ``sure`` (found
-    by the same binary search, before the first record at ``end``) is inside once one line at or
-    after ``start`` was (a 3-hour window of a busy log is ~20,000 lines; the consumers read the
-    times of the few lines they need)."""
+    """Lines of the trader's log files written in [start, end] (see :func:`~rootcause.logwindow.read_window`)."""
 
     def read(start: datetime, end: datetime) -> list[str]:
-        out: list[str] = []
-        stamp = HourClock(tz).stamp
-        for path in paths:
-            if not path.is_file():
-                continue
-            sure = offset_for_time(path, end, tz)
-            pos = offset_for_time(path, start, tz)
-            with path.open("rb") as fh:
-                fh.seek(pos)
-                inside = False
-                for raw in fh:
-                    at, pos = pos, pos + len(raw)
-                    line = clean_line(raw)
-                    if not inside or at >= sure:
-                        ts = stamp(line) if line[:1].isdigit() or line[:1] == "[" else None
-                        if ts is not None:
-                            if ts > end:
-                                break
-                            inside = ts >= start
-                    if inside:
-                        out.append(line)
-                        if len(out) >= MAX_LOG_LINES:
-                            del out[: MAX_LOG_LINES // 2]
-        return out
+        return read_window(paths, tz, start, end)
 
     return read
 
