@@ -27,9 +27,8 @@ import re
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
-from itertools import accumulate, repeat
-from operator import getitem
-from typing import cast
+from itertools import accumulate
+from typing import overload
 
 from rootcause.logparse import clean_line
 
@@ -38,8 +37,9 @@ CHUNK = 27  # the timestamp (23 bytes) and the 4 bytes that tell it has no UTC o
 # offset (str \s also matches \x1c-\x1f and non-ASCII spaces: those lines are read line by line).
 _ONE = rb"\d{4}-\d\d-\d\d[ T]\d\d:[0-5]\d:[0-5]\d[,.]\d{3}(?!\d)(?![\x80-\xff\x1c-\x1f])(?!\s?(?:Z|[+-]\d\d))[\s\S]{4}"
 ONE_RE = re.compile(_ONE)
+# The first CHUNK bytes of the line after each newline (fewer when the line is shorter).
+HEADS_RE = re.compile(rb"\n(.{0,%d})" % CHUNK)
 HOUR = timedelta(hours=1)
-_CHUNK_SLICE = slice(0, CHUNK)
 _PLUS_ONE = (1).__add__  # a line's length and its newline, summed at C speed by accumulate()
 
 # plain_run() reads the chunks of a run column by column (``joined[p::CHUNK]``: one C-level slice
@@ -86,6 +86,53 @@ def plain_run(joined: bytes) -> bool:
         _any(after, _SPACE)
         and (_any(b24, b"Z") or (_any(b24, _SIGNS) and _any(b25, _DIGITS) and _any(b26, _DIGITS)))
     )
+
+
+class LineStarts(Sequence[int]):
+    """The starts of the ``n`` lines of ``block[a:b]`` (complete lines), found when asked: the last
+    few one by one from the end (a run read down to its last check asks for those), all of them
+    at once when another is asked for."""
+
+    TAIL = 16
+
+    def __init__(self, block: bytes, a: int, b: int, n: int) -> None:
+        self.block, self.a, self.b, self.n = block, a, b, n
+        self._tail: list[int] = []  # starts of the last lines, the last first
+        self._all: list[int] | None = None
+
+    def __len__(self) -> int:
+        return self.n
+
+    @overload
+    def __getitem__(self, i: int) -> int: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[int]: ...
+    def __getitem__(self, i: int | slice) -> int | list[int]:
+        if isinstance(i, slice):
+            picked = range(*i.indices(self.n))
+            if self._all is None and (not picked or self.n - min(picked) <= self.TAIL):
+                return [self[j] for j in picked]
+            return self.all()[i]
+        if i < 0:
+            i += self.n
+        if not 0 <= i < self.n:
+            raise IndexError(i)
+        back = self.n - 1 - i
+        if self._all is None and back < self.TAIL:
+            tail, rfind, a = self._tail, self.block.rfind, self.a
+            while len(tail) <= back:
+                end = tail[-1] - 1 if tail else self.b - 1
+                tail.append(rfind(b"\n", a, end) + 1 or a)
+            return tail[back]
+        return self.all()[i]
+
+    def all(self) -> list[int]:
+        if self._all is None:
+            lines = self.block[self.a : self.b].split(b"\n")
+            lines.pop()
+            self._all = list(accumulate(map(_PLUS_ONE, map(len, lines)), initial=self.a))
+            self._all.pop()
+        return self._all
 
 
 class RunCollapser:
@@ -137,18 +184,14 @@ class RunCollapser:
         return out
 
     def _stretch(self, block: bytes, literal: bytes, a: int, b: int) -> list[int]:
-        seg = block[a:b]
-        lines = seg.split(b"\n")
-        if seg.endswith(b"\n"):
-            lines.pop()
-        chunks = cast(
-            list[bytes], list(map(getitem, lines, repeat(_CHUNK_SLICE)))
-        )  # line[:CHUNK], at C speed
+        # Each line's first CHUNK bytes (fewer when it is shorter) at C speed, without the lines
+        # themselves: the first line's, then those after each newline but the stretch's last.
+        chunks = HEADS_RE.findall(block, a, b)
+        chunks[-1:] = []
+        chunks.insert(0, block[a : a + CHUNK])
         joined = b"".join(chunks)
         if len(joined) == CHUNK * len(chunks) and plain_run(joined) and chunks == sorted(chunks):
-            starts = list(accumulate(map(_PLUS_ONE, map(len, lines)), initial=a))
-            starts.pop()
-            return self._reduce_ordered(block, starts, chunks)
+            return self._reduce_ordered(block, LineStarts(block, a, b, len(chunks)), chunks)
         run: list[int] = []
         p = block.find(literal, a, b)
         while p >= 0:
@@ -196,10 +239,10 @@ class RunCollapser:
         out.extend(self._reduce_ordered(block, run[first:], chunks[first:]))
         return out
 
-    def _reduce_ordered(self, block: bytes, run: list[int], chunks: list[bytes]) -> list[int]:
+    def _reduce_ordered(self, block: bytes, run: Sequence[int], chunks: list[bytes]) -> list[int]:
         """``run`` whose lines all begin with plain timestamps in order (``chunks``)."""
         if len(run) < 2:
-            return run
+            return list(run[:])
         # Each hour of the run, with the index of its first line; in UTC an hour apart at least.
         starts: list[int] = []
         bases: list[datetime] = []
@@ -208,7 +251,7 @@ class RunCollapser:
             key = chunks[idx][:13]
             base = self.hour(key.decode("ascii"))
             if base is None or (bases and base - bases[-1] < HOUR):
-                return run
+                return list(run[:])
             starts.append(idx)
             bases.append(base)
             idx = bisect_right(chunks, key + b"\xff", idx)
@@ -253,7 +296,7 @@ class RunCollapser:
         keep.extend(run[tail:])
         return keep
 
-    def _last_check(self, block: bytes, run: list[int], lo: int, hi: int) -> int | None:
+    def _last_check(self, block: bytes, run: Sequence[int], lo: int, hi: int) -> int | None:
         """Index of the last line of ``run[lo:hi]`` that the parser reads as a check (a first
         pass may report a line the check pattern does not match, e.g. ``check #x``)."""
         for i in range(hi - 1, lo - 1, -1):
