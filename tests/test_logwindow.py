@@ -11,7 +11,9 @@ empty or reversed, tiny blocks and steps, a tiny line cap, and seek offsets anyw
 
 from __future__ import annotations
 
+import itertools
 import re
+import statistics
 import tempfile
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
@@ -24,8 +26,9 @@ from hypothesis import strategies as st
 
 from rootcause import logwindow
 from rootcause.code_evidence import STAMP_START
+from rootcause.evidence import GAP_FACTOR, GAP_SLACK_SECONDS, check_gaps_us
 from rootcause.hostfacts import log_window
-from rootcause.logparse import HourClock, clean_line
+from rootcause.logparse import EPOCH, HourClock, clean_line
 from rootcause.logwindow import check_stamps, decode_lines, line_micros, read_window, read_window_lines
 
 ZONES: list[tzinfo] = [UTC, ZoneInfo("Europe/Berlin"), timezone(timedelta(hours=9))]
@@ -214,3 +217,44 @@ def test_check_stamps_are_the_line_by_line_checks(
     assert line_micros(lines, HourClock(tz)) == [
         micros(ln) if ln[:1] in STAMP_START else None for ln in lines
     ]
+
+
+def reference_gaps(stamped: Sequence[tuple[int, int]]) -> dict[str, object]:
+    """check_gaps_us as it was written pair by pair."""
+    if len(stamped) < 3:
+        return {}
+    deltas = [(b[0] - a[0]) / 1_000_000 for a, b in itertools.pairwise(stamped)]
+    usual = statistics.median(d for d in deltas if d > 0) if any(d > 0 for d in deltas) else 0.0
+
+    def iso(us: int) -> str:
+        return (EPOCH + timedelta(microseconds=us)).isoformat()
+
+    gaps, back = [], []
+    for (a, na), (b, nb), d in zip(stamped, stamped[1:], deltas, strict=False):
+        if d < -1:
+            back.append({"from": iso(a), "to": iso(b)})
+        elif usual > 0 and d > usual * GAP_FACTOR + GAP_SLACK_SECONDS:
+            gaps.append(
+                {"from": f"check #{na} {iso(a)}", "to": f"check #{nb} {iso(b)}", "seconds": round(d, 1)}
+            )
+    return {"usual_interval": round(usual, 1), "gaps": gaps, "clock_back": back}
+
+
+@settings(max_examples=1000, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(
+                [0, 1, 999_999, 1_000_000, 1_000_001, 6_000_000, 60_000_000, -1_000_001, -7_000_000]
+            ),
+            st.integers(0, 10**6),
+        ),
+        max_size=40,
+    )
+)
+def test_check_gaps_are_the_pair_by_pair_gaps(steps: list[tuple[int, int]]) -> None:
+    at, stamped = 1_780_000_000_000_000, []
+    for step, n in steps:
+        at += step
+        stamped.append((at, n))
+    assert check_gaps_us(stamped) == reference_gaps(stamped)
