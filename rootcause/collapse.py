@@ -88,6 +88,17 @@ def plain_run(joined: bytes) -> bool:
     )
 
 
+def line_heads(block: bytes, a: int, b: int) -> list[bytes]:
+    """``[line[:CHUNK] for line in lines]`` of ``block[a:b]`` (complete lines, ``a`` a line start)
+    at C speed, without the lines themselves: the first line's, then those after each newline but
+    the last."""
+    heads = HEADS_RE.findall(block, a, b)
+    heads[-1:] = []
+    first = block[a : a + CHUNK]
+    heads.insert(0, first.partition(b"\n")[0])
+    return heads
+
+
 class LineStarts(Sequence[int]):
     """The starts of the ``n`` lines of ``block[a:b]`` (complete lines), found when asked: the last
     few one by one from the end (a run read down to its last check asks for those), all of them
@@ -184,11 +195,7 @@ class RunCollapser:
         return out
 
     def _stretch(self, block: bytes, literal: bytes, a: int, b: int) -> list[int]:
-        # Each line's first CHUNK bytes (fewer when it is shorter) at C speed, without the lines
-        # themselves: the first line's, then those after each newline but the stretch's last.
-        chunks = HEADS_RE.findall(block, a, b)
-        chunks[-1:] = []
-        chunks.insert(0, block[a : a + CHUNK])
+        chunks = line_heads(block, a, b)
         joined = b"".join(chunks)
         if len(joined) == CHUNK * len(chunks) and plain_run(joined) and chunks == sorted(chunks):
             return self._reduce_ordered(block, LineStarts(block, a, b, len(chunks)), chunks)

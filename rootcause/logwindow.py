@@ -161,7 +161,9 @@ def check_stamps(lines: Sequence[str], check_re: re.Pattern[str], clock: HourClo
         numbers: list[int | None] = list(map(int, map(_GROUP_ONE, found)))
     except (IndexError, ValueError, TypeError):
         numbers = list(map(_number, found))
-    return [(t, n) for t, n in zip(times, numbers, strict=True) if t is not None and n is not None]
+    if None in times or None in numbers:
+        return [(t, n) for t, n in zip(times, numbers, strict=True) if t is not None and n is not None]
+    return list(zip(cast(list[int], times), cast(list[int], numbers), strict=True))
 
 
 def _number(m: re.Match[str]) -> int | None:

@@ -26,6 +26,7 @@ from hypothesis import strategies as st
 
 from rootcause import logwindow
 from rootcause.code_evidence import STAMP_START
+from rootcause.collapse import CHUNK, LineStarts, line_heads
 from rootcause.evidence import GAP_FACTOR, GAP_SLACK_SECONDS, check_gaps_us
 from rootcause.hostfacts import log_window
 from rootcause.logparse import EPOCH, HourClock, clean_line
@@ -258,3 +259,31 @@ def test_check_gaps_are_the_pair_by_pair_gaps(steps: list[tuple[int, int]]) -> N
         at += step
         stamped.append((at, n))
     assert check_gaps_us(stamped) == reference_gaps(stamped)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from(
+            [b"", b"x", b"2026-09-03 22:15:07,250 - trader - check #1", b"a" * 26, b"b" * 27, b"\r", b"\x00"]
+        ),
+        min_size=1,
+        max_size=12,
+    ),
+    st.integers(0, 3),
+)
+def test_line_heads_and_starts_are_those_of_the_split_lines(lines: list[bytes], skip: int) -> None:
+    """The collapse's view of a stretch (rootcause.collapse.line_heads, LineStarts): each line's
+    first CHUNK bytes and where each line starts, as splitting the stretch into lines gives them."""
+    block = b"".join(ln + b"\n" for ln in lines)
+    a = sum(len(ln) + 1 for ln in lines[: min(skip, len(lines) - 1)])
+    b = len(block) - (len(lines[-1]) + 1 if len(lines) - skip > 1 and skip % 2 else 0)
+    split = block[a:b].split(b"\n")[:-1]
+    assert line_heads(block, a, b) == [ln[:CHUNK] for ln in split]
+    starts = list(itertools.accumulate((len(ln) + 1 for ln in split), initial=a))[:-1]
+    fresh = lambda: LineStarts(block, a, b, len(split))  # noqa: E731 - a new one for each way of asking
+    assert [fresh()[i] for i in range(len(split))] == starts
+    assert [fresh()[-i] for i in range(1, len(split) + 1)] == starts[::-1]
+    assert fresh()[skip:] == starts[skip:] and fresh()[len(split) :] == [] and fresh().all() == starts
+    walked = fresh()
+    assert [walked[i] for i in reversed(range(len(split)))] == starts[::-1]
