@@ -33,6 +33,7 @@ HOUR = timedelta(hours=1)
 STEP = 512  # lines whose times an edge of the window reads at once
 STAMP_START = frozenset("0123456789[")
 _HEAD = slice(0, CHUNK)
+_FIRST = slice(0, 1)
 _HOUR_KEY = slice(0, 13)
 _MMSSMMM = (14, 15, 17, 18, 20, 21, 22)  # the columns of the minutes, seconds and milliseconds
 _KEY = slice(0, 23)  # the time itself, without the bytes that tell it has no offset after it
@@ -291,10 +292,16 @@ class _Window:
         """:meth:`_walk` when the lines that may hold a time (those it reads a time of) all begin
         with plain timestamps in order: only those change the state, so the first at or after
         the start and the first past the end, found by binary search, say what the walk does."""
-        cand = [j for j, ln in enumerate(part) if ln[:1].isdigit() or ln[:1] == "["]
+        firsts = "".join(_sliced(part, _FIRST))
+        cand: Sequence[int]
+        if len(firsts) == len(part) and firsts.isdigit():  # every line (the common case)
+            cand, stamped = range(len(part)), part
+        else:
+            cand = [j for j, ln in enumerate(part) if ln[:1].isdigit() or ln[:1] == "["]
+            stamped = [part[j] for j in cand]
         if not cand:  # no line with a time: the state stays
             return self._walk(part, every=every)
-        stamps = OrderedStamps.of([part[j] for j in cand], self.clock.cached) if self.fast else None
+        stamps = OrderedStamps.of(stamped, self.clock.cached) if self.fast else None
         if stamps is None:
             return _REFUSED
         past = stamps.first(lambda t: t > self.end)
