@@ -89,18 +89,19 @@ def plain_run(joined: bytes) -> bool:
 
 
 def line_heads(block: bytes, a: int, b: int) -> list[bytes]:
-    """``[line[:CHUNK] for line in lines]`` of ``block[a:b]`` (complete lines, ``a`` a line start)
-    at C speed, without the lines themselves: the first line's, then those after each newline but
-    the last."""
+    """``[line[:CHUNK] for line in lines]`` of the lines of ``block[a:b]`` (``a`` a line start; the
+    last line may lack its newline) at C speed, without the lines themselves: the first line's,
+    then those after each newline but the one ending the stretch."""
     heads = HEADS_RE.findall(block, a, b)
-    heads[-1:] = []
+    if block[b - 1 : b] == b"\n":
+        heads.pop()  # what follows the newline that ends the stretch is not one of its lines
     first = block[a : a + CHUNK]
     heads.insert(0, first.partition(b"\n")[0])
     return heads
 
 
 class LineStarts(Sequence[int]):
-    """The starts of the ``n`` lines of ``block[a:b]`` (complete lines), found when asked: the last
+    """The starts of the ``n`` lines of ``block[a:b]`` (as :func:`line_heads`), found when asked: the last
     few one by one from the end (a run read down to its last check asks for those), all of them
     at once when another is asked for."""
 
@@ -139,8 +140,10 @@ class LineStarts(Sequence[int]):
 
     def all(self) -> list[int]:
         if self._all is None:
-            lines = self.block[self.a : self.b].split(b"\n")
-            lines.pop()
+            seg = self.block[self.a : self.b]
+            lines = seg.split(b"\n")
+            if seg.endswith(b"\n"):
+                lines.pop()
             self._all = list(accumulate(map(_PLUS_ONE, map(len, lines)), initial=self.a))
             self._all.pop()
         return self._all

@@ -271,19 +271,34 @@ def test_check_gaps_are_the_pair_by_pair_gaps(steps: list[tuple[int, int]]) -> N
         max_size=12,
     ),
     st.integers(0, 3),
+    st.booleans(),
 )
-def test_line_heads_and_starts_are_those_of_the_split_lines(lines: list[bytes], skip: int) -> None:
+def test_line_heads_and_starts_are_those_of_the_split_lines(
+    lines: list[bytes], skip: int, ended: bool
+) -> None:
     """The collapse's view of a stretch (rootcause.collapse.line_heads, LineStarts): each line's
-    first CHUNK bytes and where each line starts, as splitting the stretch into lines gives them."""
+    first CHUNK bytes and where each line starts, as splitting the stretch into lines gave them
+    (the block's last line may lack its newline)."""
     block = b"".join(ln + b"\n" for ln in lines)
+    if not ended and lines[-1]:
+        block = block[:-1]
     a = sum(len(ln) + 1 for ln in lines[: min(skip, len(lines) - 1)])
-    b = len(block) - (len(lines[-1]) + 1 if len(lines) - skip > 1 and skip % 2 else 0)
-    split = block[a:b].split(b"\n")[:-1]
+    b = len(block) - (len(lines[-1]) + 1 if len(lines) - skip > 1 and skip % 2 and ended else 0)
+    seg = block[a:b]
+    split = seg.split(b"\n")
+    if seg.endswith(b"\n"):
+        split.pop()
     assert line_heads(block, a, b) == [ln[:CHUNK] for ln in split]
     starts = list(itertools.accumulate((len(ln) + 1 for ln in split), initial=a))[:-1]
-    fresh = lambda: LineStarts(block, a, b, len(split))  # noqa: E731 - a new one for each way of asking
-    assert [fresh()[i] for i in range(len(split))] == starts
-    assert [fresh()[-i] for i in range(1, len(split) + 1)] == starts[::-1]
-    assert fresh()[skip:] == starts[skip:] and fresh()[len(split) :] == [] and fresh().all() == starts
-    walked = fresh()
-    assert [walked[i] for i in reversed(range(len(split)))] == starts[::-1]
+    for tail in (1, 3, 16):  # asked from the end one by one, or all at once past the last TAIL
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(LineStarts, "TAIL", tail)
+
+            def fresh() -> LineStarts:
+                return LineStarts(block, a, b, len(split))
+
+            assert [fresh()[i] for i in range(len(split))] == starts
+            assert [fresh()[-i] for i in range(1, len(split) + 1)] == starts[::-1]
+            assert fresh()[skip:] == starts[skip:] and fresh()[len(split) :] == [] and fresh().all() == starts
+            walked = fresh()
+            assert [walked[i] for i in reversed(range(len(split)))] == starts[::-1]
