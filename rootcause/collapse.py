@@ -68,13 +68,17 @@ def _any(column: bytes, these: bytes) -> bool:
 
 def plain_run(joined: bytes) -> bool:
     """Whether every CHUNK bytes of ``joined`` match ONE_RE (a plain local timestamp, no UTC
-    offset after it) and none holds a NUL. Conservative: a run that mixes, across its lines, the
-    pieces of an offset (a sign after the time on one line, two digits after it on another) is
-    refused even when no single line holds one; it is then read line by line."""
+    offset after it) and none holds a NUL, all with the same separators (date/time `` `` or ``T``,
+    milliseconds ``,`` or ``.``: mixed, the bytes' order would not be the time's, ``…00,999`` sorting
+    before ``…00.000``). Conservative: a run that mixes, across its lines, the pieces of an offset
+    (a sign after the time on one line, two digits after it on another) is refused even when no
+    single line holds one; it is then read line by line."""
     if not joined or len(joined) % CHUNK or b"\x00" in joined:
         return False
     cols = [joined[p::CHUNK] for p in range(CHUNK)]
     if not all(_only(cols[p], allowed) for p, allowed in _COLUMNS.items()):
+        return False
+    if not (_only(cols[10], cols[10][:1]) and _only(cols[19], cols[19][:1])):
         return False
     after, b24, b25, b26 = cols[23:27]
     if _any(after, _NOT_AFTER):  # (?!\d), no non-ASCII or \x1c-\x1f, no "Z"
@@ -86,6 +90,12 @@ def plain_run(joined: bytes) -> bool:
         _any(after, _SPACE)
         and (_any(b24, b"Z") or (_any(b24, _SIGNS) and _any(b25, _DIGITS) and _any(b26, _DIGITS)))
     )
+
+
+def _same_separators(a: bytes, b: bytes) -> bool:
+    """Two plain stamps whose bytes compare as their times do: the same date/time and
+    milliseconds separators (see :func:`plain_run`)."""
+    return a[10] == b[10] and a[19] == b[19]
 
 
 def line_heads(block: bytes, a: int, b: int) -> list[bytes]:
@@ -243,7 +253,7 @@ class RunCollapser:
                 out.extend(self._reduce_ordered(block, run[first:i], chunks[first:i]))
                 out.append(run[i])
                 first = i + 1
-            elif i > first and chunk < chunks[i - 1]:
+            elif i > first and (chunk < chunks[i - 1] or not _same_separators(chunk, chunks[i - 1])):
                 out.extend(self._reduce_ordered(block, run[first:i], chunks[first:i]))
                 first = i
         out.extend(self._reduce_ordered(block, run[first:], chunks[first:]))

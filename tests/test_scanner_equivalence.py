@@ -364,6 +364,8 @@ def test_plain_run_never_accepts_what_the_line_regex_refuses(joined: bytes) -> N
     every line accepts; it may refuse more (a run mixing an offset's pieces across lines)."""
     if plain_run(joined):
         assert RUN_RE.fullmatch(joined) is not None and b"\x00" not in joined
+        # and its bytes compare as its times: one date/time and one milliseconds separator
+        assert len(set(joined[10::27])) == 1 and len(set(joined[19::27])) == 1
 
 
 @pytest.mark.parametrize(
@@ -373,6 +375,26 @@ def test_plain_run_accepts_the_common_formats(tail: bytes) -> None:
     joined = b"".join(f"2026-09-03 22:15:{s:02d},{s * 7:03d}".encode() + tail for s in range(50))
     assert RUN_RE.fullmatch(joined) is not None
     assert plain_run(joined)
+
+
+@pytest.mark.parametrize(
+    "pair",
+    [
+        ("2026-09-03 22:15:00,999", "2026-09-03 22:15:00.000"),  # "," sorts before "."
+        ("2026-09-03 22:15:01,000", "2026-09-03T22:15:00,500"),  # " " sorts before "T"
+    ],
+)
+@pytest.mark.parametrize("hyperscan", [True, False])
+def test_a_run_mixing_separators_is_read_line_by_line(pair: tuple[str, str], hyperscan: bool) -> None:
+    """Across separators the bytes' order is not the time's: the last of such a run is not its
+    latest check, so the run is not read down to it."""
+    lines = [LINES[0].format(ts=f"2026-09-03 22:14:{s:02d},000", n=s) for s in range(50)]
+    lines += [LINES[0].format(ts=pair[0], n=50), LINES[0].format(ts=pair[1], n=51)]
+    data = ("\n".join(lines) + "\n").encode()
+    assert not plain_run(b"".join(ln.encode()[:27] for ln in lines[-2:]))
+    ref = scan(data, DEFAULT, UTC, fast=False, block=1 << 20)
+    got = scan(data, DEFAULT, UTC, fast=True, block=1 << 20, hyperscan=hyperscan, collapse=True)
+    assert answers(got, ()) == answers(ref, ())
 
 
 def _read_blocks_reference(
