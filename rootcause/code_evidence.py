@@ -193,10 +193,16 @@ def _timeout_facts(
     if lines is not None:
         # The crash's own record is the last one; the timeouts logged before it were handled.
         last = last_stamp(lines, ctx.tz)
+        search = P.TIMEOUT_RE.search
+        # Every alternative of TIMEOUT_RE holds "imeout" or "timed out": a substring test first
+        # spares most lines the alternation (tried at every position of a line).
         stamped = [
             t
             for ln in lines
-            if ln[:1].isdigit() and P.TIMEOUT_RE.search(ln) and (t := parse_timestamp(ln, ctx.tz)) is not None
+            if ("imeout" in ln or "timed out" in ln)
+            and ln[:1].isdigit()
+            and search(ln)
+            and (t := parse_timestamp(ln, ctx.tz)) is not None
         ]
         out["handled_timeouts_hour"] = sum(
             1 for t in stamped if last is not None and (last - t).total_seconds() > 1.0

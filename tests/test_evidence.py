@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from incident_builder import DESCRIPTION, KEY_ERROR, UNIT, Incident
 
+from rootcause import patterns as P
 from rootcause.evidence import check_gaps, rss_trend, with_proposals
 from rootcause.investigation import investigate, read_journal_file
 from rootcause.logparse import LineRules
@@ -505,3 +506,11 @@ def test_every_cause_renders_in_both_languages_from_no_facts(cause: str, lang: s
     assert rendered.evidence[-1] in ("not checked: journal", "未確認: journal")
     if lang == "ja":
         assert re.search(r"[\u3040-\u30ff\u4e00-\u9fff]", rendered.summary + "".join(rendered.steps))
+
+
+def test_every_timeout_alternative_holds_the_literal_the_evidence_looks_for_first() -> None:
+    """code_evidence counts handled timeouts by testing "imeout" / "timed out" in a line before
+    TIMEOUT_RE: an alternative without either would be missed."""
+    for alternative in P.TIMEOUT_RE.pattern.split("|"):
+        text = alternative.replace("\\", "")
+        assert "imeout" in text or "timed out" in text, alternative
