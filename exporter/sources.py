@@ -39,9 +39,7 @@ class Batch:
     last_line_at: datetime | None = None  # the trader's latest log/stdout line (heartbeat)
     more: bool = False  # the source stopped at its per-poll limit: poll again to catch up
     read: bool = False  # some line / entry was read
-    understood: bool = (
-        False  # some of them was understood (a log line with a timestamp, a journal entry with a time)
-    )
+    understood: bool = False  # one of them was understood (a stamped log line, a journal entry with a time)
 
 
 def _missing(follower: FileFollower, what: str) -> SourceError | None:
