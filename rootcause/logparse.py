@@ -241,6 +241,11 @@ class LineParser:
     pending_at: datetime | None = None
     pending_pid: int | None = None
     pending_saw_exception: bool = False
+    #: Line times through the cached hour (HourClock.stamp is parse_timestamp, cheaper).
+    _clock: HourClock = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self._clock = HourClock(self.tz)
 
     # -- state persistence -------------------------------------------------------------
     def state(self) -> dict[str, Any]:
@@ -272,7 +277,7 @@ class LineParser:
             if record is not None:
                 return self._feed_record(record, at, pid)
         out: list[Signal] = []
-        own = parse_timestamp(line, self.tz) if line[:1].isdigit() or line[:1] == "[" else None
+        own = self._clock.stamp(line) if line[:1].isdigit() or line[:1] == "[" else None
         if self.pending:
             # A line of another process (journal), or a fresh traceback after a complete one, is
             # not part of the pending traceback.
