@@ -2,8 +2,8 @@
 
 The investigator reads a window of the log for each restart (3 hours before a silent death: ~2,000
 lines of a quiet trader, ~15,000 of a busy one) and looks at few of its lines: the check lines and
-their times, the last timestamped line. :func:`read_window` gives the lines :func:`read_window_lines`
-(the reference, one line at a time) gives, but decodes a block of lines at once
+their times, the last timestamped line. :func:`read_window` gives the lines the reference (one line
+at a time, kept in tests/test_logwindow.py) gives, but decodes a block of lines at once
 (:func:`decode_lines`) and reads a line's time only near the window's edges, where a stretch of lines
 that all begin with plain local timestamps in time order (:class:`OrderedStamps`) is cut by binary
 search. :func:`check_stamps` finds the check lines of a window and their times the same way. Any
@@ -170,35 +170,6 @@ def _number(m: re.Match[str]) -> int | None:
         return int(m.group(1))
     except (IndexError, ValueError, TypeError):
         return None
-
-
-def read_window_lines(paths: Sequence[Path], tz: tzinfo, start: datetime, end: datetime) -> list[str]:
-    """The reference: the lines of ``paths`` in [start, end], read line by line (see
-    :func:`read_window`)."""
-    out: list[str] = []
-    stamp = HourClock(tz).stamp
-    for path in paths:
-        if not path.is_file():
-            continue
-        sure = offset_for_time(path, end, tz)
-        pos = offset_for_time(path, start, tz)
-        with path.open("rb") as fh:
-            fh.seek(pos)
-            inside = False
-            for raw in fh:
-                at, pos = pos, pos + len(raw)
-                line = clean_line(raw)
-                if not inside or at >= sure:
-                    ts = stamp(line) if line[:1].isdigit() or line[:1] == "[" else None
-                    if ts is not None:
-                        if ts > end:
-                            break
-                        inside = ts >= start
-                if inside:
-                    out.append(line)
-                    if len(out) >= MAX_LOG_LINES:
-                        del out[: MAX_LOG_LINES // 2]
-    return out
 
 
 def read_window(paths: Sequence[Path], tz: tzinfo, start: datetime, end: datetime) -> list[str]:

@@ -30,7 +30,38 @@ from rootcause.collapse import CHUNK, LineStarts, line_heads
 from rootcause.evidence import GAP_FACTOR, GAP_SLACK_SECONDS, check_gaps_us
 from rootcause.hostfacts import log_window
 from rootcause.logparse import EPOCH, HourClock, clean_line
-from rootcause.logwindow import check_stamps, decode_lines, line_micros, read_window, read_window_lines
+from rootcause.logwindow import check_stamps, decode_lines, line_micros, read_window
+
+
+def read_window_lines(paths: Sequence[Path], tz: tzinfo, start: datetime, end: datetime) -> list[str]:
+    """The reference: the lines of ``paths`` in [start, end], read line by line (what
+    hostfacts.log_window did before rootcause/logwindow.py; the module's seek and line cap are
+    looked up at each call, so that the tests' patches apply to both)."""
+    out: list[str] = []
+    stamp = HourClock(tz).stamp
+    for path in paths:
+        if not path.is_file():
+            continue
+        sure = logwindow.offset_for_time(path, end, tz)
+        pos = logwindow.offset_for_time(path, start, tz)
+        with path.open("rb") as fh:
+            fh.seek(pos)
+            inside = False
+            for raw in fh:
+                at, pos = pos, pos + len(raw)
+                line = clean_line(raw)
+                if not inside or at >= sure:
+                    ts = stamp(line) if line[:1].isdigit() or line[:1] == "[" else None
+                    if ts is not None:
+                        if ts > end:
+                            break
+                        inside = ts >= start
+                if inside:
+                    out.append(line)
+                    if len(out) >= logwindow.MAX_LOG_LINES:
+                        del out[: logwindow.MAX_LOG_LINES // 2]
+    return out
+
 
 ZONES: list[tzinfo] = [UTC, ZoneInfo("Europe/Berlin"), timezone(timedelta(hours=9))]
 BASE = datetime(2026, 10, 24, 23, 30, tzinfo=UTC)  # Berlin's fold (25 Oct, 01:00 UTC) 25.5 h later
