@@ -55,7 +55,7 @@ class Store:
         self._local = threading.local()
         self._pid = os.getpid()
         self._lock = WriteLock(self.path)
-        self._committer = GroupCommit(partial(self.write, urgent=True), self._insert_notifications)
+        self._committer = self._new_committer()
         self._committer_pid = self._pid
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -137,9 +137,12 @@ class Store:
         """Commit a notification; returns (id, duplicate) once it is durable. Concurrent callers
         in this process share one transaction (:mod:`alert_receiver.group_commit`)."""
         if self._committer_pid != os.getpid():  # forked: a copied committer may be mid-batch
-            self._committer = GroupCommit(partial(self.write, urgent=True), self._insert_notifications)
+            self._committer = self._new_committer()
             self._committer_pid = os.getpid()
         return self._committer.submit(NewNotification(dedupe_key, body, now, tuple(alert_statuses)))
+
+    def _new_committer(self) -> GroupCommit[sqlite3.Connection, NewNotification, tuple[int, bool]]:
+        return GroupCommit(partial(self.write, urgent=True), self._insert_notifications)
 
     @staticmethod
     def _insert_notifications(db: sqlite3.Connection, items: list[NewNotification]) -> list[tuple[int, bool]]:
