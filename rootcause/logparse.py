@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from rootcause import patterns as P
@@ -63,20 +64,35 @@ class LineRules:
             handled_pattern=log.handled_pattern,
         )
 
+    def prefilter_parts(self) -> list[tuple[str, str]]:
+        """The parts of :meth:`prefilter_pattern`, each named by the rule it serves (the names of
+        :meth:`plain` for the rules whose match alone decides a line's signal)."""
+        return [
+            ("start", self.start.pattern),
+            ("check", self.check.pattern),
+            ("trade_ok", self.trade_ok.pattern),
+            ("trade_fail", self.trade_fail.pattern),
+            ("handled", "(?i:" + self.handled.pattern + ")"),
+            ("traceback", re.escape(P.TRACEBACK_HEADER)),
+            *(("exception_key", re.escape(f'"{key}":')) for key in EXCEPTION_KEYS),
+            ("sigterm", P.SIGTERM_RE.pattern),
+            ("memory", P.MEMORY_ERROR_RE.pattern),
+        ]
+
     def prefilter_pattern(self) -> str:
         """One alternation (no capture groups) matching every line this parser cares about."""
-        parts = [
-            self.start.pattern,
-            self.check.pattern,
-            self.trade_ok.pattern,
-            self.trade_fail.pattern,
-            "(?i:" + self.handled.pattern + ")",
-            re.escape(P.TRACEBACK_HEADER),
-            *(re.escape(f'"{key}":') for key in EXCEPTION_KEYS),
-            P.SIGTERM_RE.pattern,
-            P.MEMORY_ERROR_RE.pattern,
-        ]
-        return "|".join(P.ungroup(p) for p in parts)
+        return "|".join(P.ungroup(p) for _, p in self.prefilter_parts())
+
+    @cached_property
+    def plain(self) -> tuple[tuple[str, re.Pattern[str], Kind], ...]:
+        """The rules after the start and check rules, in the order :meth:`LineParser._classify`
+        tries them: for each, its name (as in :meth:`prefilter_parts`), its pattern and the kind of
+        signal a match gives (the line itself is the signal's whole content)."""
+        return (
+            ("trade_fail", self.trade_fail, Kind.TRADE_FAIL),
+            ("trade_ok", self.trade_ok, Kind.TRADE_OK),
+            ("handled", self.handled, Kind.PROGRESS),
+        )
 
 
 def parse_timestamp(line: str, tz: tzinfo) -> datetime | None:
@@ -372,12 +388,9 @@ class LineParser:
                 number = None
             if number is not None:
                 return Signal(when, Kind.CHECK, self.source, line, pid, {"number": number})
-        if r.trade_fail.search(line):
-            return Signal(when, Kind.TRADE_FAIL, self.source, line, pid)
-        if r.trade_ok.search(line):
-            return Signal(when, Kind.TRADE_OK, self.source, line, pid)
-        if r.handled.search(line):
-            return Signal(when, Kind.PROGRESS, self.source, line, pid)
+        for _, rx, kind in r.plain:
+            if rx.search(line):
+                return Signal(when, kind, self.source, line, pid)
         if P.SIGTERM_RE.search(line):
             return Signal(when, Kind.SIGTERM_LOGGED, self.source, line, pid)
         return None

@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import re
 import stat
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, tzinfo
 from pathlib import Path
@@ -95,6 +95,13 @@ class BlockScanner:
             ]
             if len(own) == 1 and not own[0][1] and not own[0][2] & ~self.plan.check_mask:
                 self._check_literal = own[0][0]
+        # The plain rules (LineRules.plain) with the branches each owns, for the shortcut.
+        self._plain: tuple[tuple[int, Callable[[str], re.Match[str] | None], Kind], ...] = ()
+        if self.plan is not None and self.plan.plain_only:
+            self._plain = tuple(
+                (m, rx.search, kind)
+                for m, (_, rx, kind) in zip(self.plan.plain_masks, parser.rules.plain, strict=True)
+            )
         if collapse and self.plan is not None and self.plan.check_verified_by_str:
             self.collapser = RunCollapser(self._clock.cached, parser.rules.check.search)
             self.collapser.boundaries = sorted(boundaries)
@@ -254,18 +261,32 @@ class BlockScanner:
         append = signals.append
         n = len(block)
         find = block.find
-        dense = self._dense_literal(block, pos) if collapse and self.collapser is not None else None
+        # A colour code or a NUL inside a line is dropped by the parser before it classifies the
+        # line, so it can hide a banner from the branches (``check #9 Bot \x1b[1mbooting`` is a
+        # start to the parser): such check lines end a run of checks and are read as they are.
+        esc, nul = find(b"\x1b") >= 0, find(b"\x00") >= 0
+        hiders = esc or nul
+        # The shortcuts need lines that clean_line gives back as they are, so that the str rules
+        # read what the bytes branches read: ASCII, no NUL or CR, no ESC on the line.
+        clean = not nul and block.isascii() and find(b"\r") < 0
+        collapsing = collapse and self.collapser is not None
+        dense = self._dense_literal(block, pos) if collapsing and not hiders else None
         if dense is not None and self.hs is not None:
             checks, others = self.hs.candidates(block, pos, with_checks=False)
         else:
             checks, others = self.hs.candidates(block, pos) if self.hs else self._candidates(block, pos)
-        # The shortcut needs lines that decode to themselves: ASCII, no NUL, no CR.
-        clean = block.isascii() and find(b"\x00") < 0 and find(b"\r") < 0
+        plain, plain_only, stamp = self._plain, plan.plain_only, self._clock.stamp
         kind, number_key, td = Kind.CHECK, "number", timedelta
-        if collapse and self.collapser is not None and (checks or dense is not None):
+        if collapsing and (checks or dense is not None):
+            assert self.collapser is not None
             # Runs of checks end at lines that may be starts (other lines do not end a stretch).
             starts = plan.start_mask & ~check_mask
-            edges = sorted(ls for ls, m in others.items() if m & starts)
+            edges = [ls for ls, m in others.items() if m & starts]
+            if hiders:
+                for ls in _lines_holding(block, checks, (b"\x1b", b"\x00")):
+                    others[ls] = others.get(ls, 0) | check_mask
+                    edges.append(ls)
+            edges.sort()
             if dense is not None:
                 kept = self.collapser.kept_lines(block, dense, edges, pos)
             else:
@@ -284,7 +305,13 @@ class BlockScanner:
             if mask is None:
                 if not check_mask or parser.pending:
                     mask = check_mask
-                elif clean and le - ls <= MAX_LINE_CHARS and block[le - 1] == 10 and 48 <= block[ls] <= 57:
+                elif (
+                    clean
+                    and le - ls <= MAX_LINE_CHARS
+                    and block[le - 1] == 10
+                    and 48 <= block[ls] <= 57
+                    and not (esc and find(b"\x1b", ls, le) >= 0)
+                ):
                     # Only the check pattern's literals are on this line: an exact shortcut around
                     # LineParser.feed (no other branch can match, so neither can start/trade/...).
                     line = block[ls : le - 1].decode("ascii")
@@ -318,6 +345,30 @@ class BlockScanner:
                     mask = check_mask
             if not any(branches[i].search(block, ls, le) for i in bits(mask)):
                 continue  # a literal without its branch: not a prefilter line
+            if (
+                plain_only
+                and not mask & ~plain_only
+                and clean
+                and not parser.pending
+                and le - ls <= MAX_LINE_CHARS
+                and block[le - 1] == 10
+                and 48 <= block[ls] <= 57
+                and not (esc and find(b"\x1b", ls, le) >= 0)
+            ):
+                # Only branches of plain rules (trades, handled errors) matched: the same shortcut
+                # around LineParser.feed, trying just those rules in the parser's order.
+                line = block[ls : le - 1].decode("ascii")
+                when = stamp(line)
+                if when is not None:
+                    for rule_mask, search, plain_kind in plain:
+                        if mask & rule_mask and search(line):
+                            parser.last_ts = when
+                            append(Signal(when, plain_kind, source, line, None))
+                            pos = le
+                            break
+                    else:  # no plain rule took it after all: the reference way decides
+                        pos = self._feed_line(block, ls, le, res)
+                    continue
             pos = self._feed_line(block, ls, le, res)
 
     def _dense_literal(self, block: bytes, pos: int) -> bytes | None:
@@ -367,6 +418,19 @@ class BlockScanner:
                 return parse_timestamp(clean_line(raw), self.parser.tz)
             end = start
         return None
+
+
+def _lines_holding(block: bytes, starts: Iterable[int], needles: Sequence[bytes]) -> list[int]:
+    """Those of the line ``starts`` of ``block`` whose line holds one of ``needles``."""
+    find = block.find
+    out = []
+    for ls in starts:
+        le = find(b"\n", ls)
+        if le < 0:
+            le = len(block)
+        if any(find(x, ls, le) >= 0 for x in needles):
+            out.append(ls)
+    return out
 
 
 def read_blocks(fh: BinaryIO, start: int = 0, stop: int | None = None) -> Iterator[tuple[int, bytes]]:

@@ -235,6 +235,28 @@ class LiteralPlan:
     check_mask: int  # branches of the parser's check pattern that no start branch shares
     check_verified_by_str: bool  # the str check regex decides exactly what those branches match
     start_mask: int = -1  # branches of the parser's start pattern (-1: not known, any branch may be)
+    # Branches of each of the parser's plain rules (LineRules.plain, in its order), and the branches
+    # that belong to plain rules only: a line whose branches are all among them is one of those
+    # rules' lines or none (see plain_masks()).
+    plain_masks: tuple[int, ...] = ()
+    plain_only: int = 0
+
+
+def plain_masks(alts: list[str], rules: LineRules) -> tuple[tuple[int, ...], int]:
+    """(branches of each rule of ``rules.plain``, branches owned by plain rules only) for the
+    prefilter alternatives ``alts``; ``((), 0)`` when a part cannot be split into alternatives."""
+    owners: list[set[str]] = [set() for _ in alts]
+    for name, part in rules.prefilter_parts():
+        mine = split_alternatives(P.ungroup(part))
+        if mine is None:
+            return (), 0
+        for i, alt in enumerate(alts):
+            if alt in mine:
+                owners[i].add(name)
+    names = [name for name, _, _ in rules.plain]
+    masks = tuple(sum(1 << i for i, o in enumerate(owners) if name in o) for name in names)
+    only = sum(1 << i for i, o in enumerate(owners) if o and o <= set(names))
+    return masks, only
 
 
 def literal_plan(prefilter: re.Pattern[bytes], rules: LineRules | None = None) -> LiteralPlan | None:
@@ -293,7 +315,8 @@ def literal_plan(prefilter: re.Pattern[bytes], rules: LineRules | None = None) -
             by_str = False
     merged = _merge_literals(lits)
     ordered = tuple(sorted(((lit, icase, mask) for (lit, icase), mask in merged.items()), key=lambda t: t[0]))
-    return LiteralPlan(tuple(branches), ordered, check_mask, by_str, start_mask)
+    plain, plain_only = plain_masks(alts, rules) if rules is not None else ((), 0)
+    return LiteralPlan(tuple(branches), ordered, check_mask, by_str, start_mask, plain, plain_only)
 
 
 # -- literal search -------------------------------------------------------------------------------

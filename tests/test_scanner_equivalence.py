@@ -59,6 +59,9 @@ LINES = [
     "[{ts}] check #{n} bracketed",
     "{ts} - trader - INFO - check #{n} " + "x" * 5000,  # longer than MAX_LINE_CHARS
     "{ts} - trader - INFO - handled check #{n}",
+    "{ts} - \x1b[32mINFO\x1b[0m - order filled: BTCUSDT buy 0.010",  # colour codes on a trade line
+    "{ts} - \x1b[32mINFO\x1b[0m - check #{n} coloured level",
+    "{ts} - trader - WARNING - order failed, will retry",  # two plain rules: the first one decides
     "{ts} - trader - INFO - Check #{n} capitalised (no match)",
     "\xff\xfe garbage check #{n}",
     "",
@@ -162,6 +165,27 @@ def test_other_patterns_stay_equivalent(settings: LogSettings) -> None:
     ref = scan(data, rules, UTC, fast=False, block=8192)
     assert scan(data, rules, UTC, fast=True, block=8192, hyperscan=False) == ref
     assert scan(data, rules, UTC, fast=True, block=8192, hyperscan=True) == ref
+
+
+@pytest.mark.parametrize("hyperscan", [True, False])
+@pytest.mark.parametrize("collapse", [True, False])
+@pytest.mark.parametrize("hider", ["\x1b[1m", "\x00"])
+def test_a_banner_hidden_from_the_branches_on_a_check_line_is_read_as_the_parser_reads_it(
+    hyperscan: bool, collapse: bool, hider: str
+) -> None:
+    """The parser drops colour codes and NULs before it classifies a line, so ``check #30 Bot
+    \x1b[1mbooting`` is a start to it although no branch sees a banner in the raw bytes: the
+    check-line shortcut called it a check (with the codes in its text), and a run of checks
+    read down to its last check dropped it."""
+    lines = [f"2026-09-03 22:15:{s:02d},000 - trader - INFO - check #{s} balance=1249.14" for s in range(40)]
+    lines[30] = f"2026-09-03 22:15:30,000 - trader - INFO - check #30 Bot {hider}booting, pid=7"
+    data = ("\n".join(lines) + "\n").encode()
+    ref = scan(data, DEFAULT, UTC, fast=False, block=len(data))
+    assert [s.kind for s in ref if s.at.second == 30] == [Kind.START]
+    got = scan(data, DEFAULT, UTC, fast=True, block=len(data), hyperscan=hyperscan, collapse=collapse)
+    assert answers(got, ()) == answers(ref, ())
+    if not collapse:
+        assert got == ref
 
 
 def test_plan_falls_back_when_a_branch_has_no_literal_or_crosses_lines() -> None:
