@@ -27,7 +27,8 @@ import re
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
-from itertools import accumulate
+from itertools import accumulate, islice
+from operator import lt
 from typing import overload
 
 from rootcause.logparse import clean_line
@@ -179,7 +180,8 @@ class RunCollapser:
         """Line starts of the check lines to parse, from ``checks`` (line starts of lines holding
         a check, maybe repeated) given ``edges`` (sorted line starts of the lines that may be
         starts) and ``start`` (where reading the block begins)."""
-        checks = sorted(set(checks))
+        if not all(map(lt, checks, islice(checks, 1, None))):  # usually sorted, each once
+            checks = sorted(set(checks))
         out: list[int] = []
         lo = bisect_left(checks, start)
         for edge in [*edges, len(block)]:

@@ -138,20 +138,29 @@ class HyperscanPass:
                         others[ls] = get(ls, mask) | 1 << branch
             self.counted = counted
             return [], others
-        hits = self.matches(block)
+        # One report per check line: its end goes to its own list, so that the other reports
+        # are looked at without passing over the check lines' again.
+        ends: list[int] = []
+        hits: list[int] = []
+        ids, end_append, hit_append = self.check_ids, ends.append, hits.append
+
+        def on_match(branch: int, _start: int, end: int, _flags: int, _ctx: object) -> None:
+            if branch in ids:
+                end_append(end)
+            else:
+                hit_append(end << 16 | branch)
+
+        self.db.scan(block, match_event_handler=on_match)
         rfind = block.rfind
-        ids = self.check_ids
-        # List comprehensions: one Python step per check line, nothing more.
-        checks = [rfind(b"\n", 0, h >> 16) + 1 for h in hits if h & 0xFFFF in ids]
-        checks.sort()
+        # A list comprehension: one Python step per check line, nothing more.
+        checks = [rfind(b"\n", 0, end) + 1 for end in ends]
+        checks.sort()  # already in order (reports come by end offset): one linear pass
         if start:
             checks = checks[bisect_left(checks, start) :]
         others = {}
         get = others.get
         for h in hits:
             branch = h & 0xFFFF
-            if branch in ids:
-                continue
             if branch == cid:
                 counted += 1
                 continue
@@ -161,9 +170,10 @@ class HyperscanPass:
         if others and checks:
             # A line with another branch is fed as such: its mask also names the check branches
             # (verification tries each named branch, so naming one too many is harmless).
-            mask = self.check_mask
-            for ls in checks:
-                if ls in others:
+            mask, n = self.check_mask, len(checks)
+            for ls in others:  # far fewer than the check lines: look each up in them
+                i = bisect_left(checks, ls)
+                if i < n and checks[i] == ls:
                     others[ls] |= mask
         self.counted = counted
         return checks, others
