@@ -401,6 +401,21 @@ def measure_checks_only(nbytes: int, repeat: int) -> dict[str, Any]:
         inv.extra["maxrss_kb"] = run.maxrss_kb
     got = [r["last_check"] for r in doc["restarts"]]
     assert got == [n for _, n in truth["banners"]], (len(got), len(truth["banners"]))
+    # The floor of this design on this log (bench/floor.py): the start on a one-line log, and the
+    # passes no exact reading can skip, each timed alone; best of the rounds.
+    one_line = OUT / "one-line.log"
+    with log.open("rb") as fh:
+        one_line.write_bytes(fh.readline())
+    start = Series("start")
+    passes: list[dict[str, float]] = []
+    for _ in range(repeat):
+        start.add(
+            run_rusage([RESTARTGUARD, "investigate", "--log", str(one_line), "--log-tz", "UTC", "--json"])
+        )
+        passes.append(json.loads(run_rusage([PY, "-m", "bench.floor", str(log)]).stdout))
+    floor = {k: min(p[k] for p in passes) for k in ("hyperscan", "line_heads", "newlines")}
+    floor["start"] = start.best
+    floor_total = sum(floor.values())
     return {
         "log_bytes": log.stat().st_size,
         "restarts": len(truth["banners"]),
@@ -410,6 +425,7 @@ def measure_checks_only(nbytes: int, repeat: int) -> dict[str, Any]:
             "vs_grep": inv.best / grep.best,
             "maxrss_kb": inv.extra["maxrss_kb"],
         },
+        "floor": {**floor, "total": floor_total, "vs_grep": floor_total / grep.best},
     }
 
 
@@ -427,11 +443,23 @@ def report(r: dict[str, Any]) -> str:
                     f"{c['investigate']['best']:.2f} s",
                     "≤ 3× grep",
                 ],
+                *_floor_row(c.get("floor")),
             ],
             ["ratio", "contender", "wall (best)", "target"],
         )
     )
     return "\n\n".join(parts)
+
+
+def _floor_row(f: dict[str, float] | None) -> list[list[str]]:
+    """The floor of this design (bench/floor.py), as one row; none in results from before it."""
+    if not f:
+        return []
+    parts = (
+        f"start {f['start']:.2f} + Hyperscan {f['hyperscan']:.2f} + line heads {f['line_heads']:.2f}"
+        f" + line count {f['newlines']:.2f} s"
+    )
+    return [[f"{f['vs_grep']:.1f}× grep", f"floor of this design: {parts}", f"{f['total']:.2f} s", "context"]]
 
 
 def report_size(r: dict[str, Any]) -> str:
