@@ -343,8 +343,11 @@ class BlockScanner:
                     continue
                 else:
                     mask = check_mask
-            if not any(branches[i].search(block, ls, le) for i in bits(mask)):
-                continue  # a literal without its branch: not a prefilter line
+            if mask & (mask - 1) or not mask:  # several branches (or none): any of them
+                if not any(branches[i].search(block, ls, le) for i in bits(mask)):
+                    continue  # a literal without its branch: not a prefilter line
+            elif branches[mask.bit_length() - 1].search(block, ls, le) is None:
+                continue
             if (
                 plain_only
                 and not mask & ~plain_only
