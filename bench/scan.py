@@ -41,7 +41,6 @@ from bench.common import (
     warm_code,
 )
 from restartguard.config import LogSettings
-from rootcause import patterns as P
 from rootcause.investigation import rules_from_settings
 from rootcause.logparse import LineRules
 from rootcause.scanner import read_blocks
@@ -51,17 +50,12 @@ GREP_ENV = {"LC_ALL": "C"}
 
 
 def parts(rules: LineRules) -> list[tuple[str, str]]:
-    """The prefilter's parts (as in LineRules.prefilter_pattern), named."""
-    return [
-        ("start", rules.start.pattern),
-        ("check", rules.check.pattern),
-        ("trade_ok", rules.trade_ok.pattern),
-        ("trade_fail", rules.trade_fail.pattern),
-        ("handled", "(?i:" + rules.handled.pattern + ")"),
-        ("traceback", re.escape(P.TRACEBACK_START)),
-        ("sigterm", P.SIGTERM_RE.pattern),
-        ("memory", P.MEMORY_ERROR_RE.pattern),
-    ]
+    """The prefilter's parts (LineRules.prefilter_parts), one per name (the exception keys of JSON
+    records are one part)."""
+    merged: dict[str, list[str]] = {}
+    for name, pattern in rules.prefilter_parts():
+        merged.setdefault(name, []).append(pattern)
+    return [(name, "|".join(patterns)) for name, patterns in merged.items()]
 
 
 def _letters_any_case(text: str) -> str:

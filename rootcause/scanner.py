@@ -302,16 +302,20 @@ class BlockScanner:
             if le == 0:
                 le = n
             mask = other(ls)
+            # Whether a shortcut may read the line: the parser would read its bytes as they are
+            # (see ``clean``), it begins with its time and no traceback is pending.
+            as_is = (
+                clean
+                and not parser.pending
+                and le - ls <= MAX_LINE_CHARS
+                and block[le - 1] == 10
+                and 48 <= block[ls] <= 57
+                and not (esc and find(b"\x1b", ls, le) >= 0)
+            )
             if mask is None:
-                if not check_mask or parser.pending:
+                if not (check_mask and as_is):
                     mask = check_mask
-                elif (
-                    clean
-                    and le - ls <= MAX_LINE_CHARS
-                    and block[le - 1] == 10
-                    and 48 <= block[ls] <= 57
-                    and not (esc and find(b"\x1b", ls, le) >= 0)
-                ):
+                else:
                     # Only the check pattern's literals are on this line: an exact shortcut around
                     # LineParser.feed (no other branch can match, so neither can start/trade/...).
                     line = block[ls : le - 1].decode("ascii")
@@ -341,23 +345,12 @@ class BlockScanner:
                                 continue
                     pos = self._feed_line(block, ls, le, res)
                     continue
-                else:
-                    mask = check_mask
             if mask & (mask - 1) or not mask:  # several branches (or none): any of them
                 if not any(branches[i].search(block, ls, le) for i in bits(mask)):
                     continue  # a literal without its branch: not a prefilter line
             elif branches[mask.bit_length() - 1].search(block, ls, le) is None:
                 continue
-            if (
-                plain_only
-                and not mask & ~plain_only
-                and clean
-                and not parser.pending
-                and le - ls <= MAX_LINE_CHARS
-                and block[le - 1] == 10
-                and 48 <= block[ls] <= 57
-                and not (esc and find(b"\x1b", ls, le) >= 0)
-            ):
+            if as_is and plain_only and not mask & ~plain_only:
                 # Only branches of plain rules (trades, handled errors) matched: the same shortcut
                 # around LineParser.feed, trying just those rules in the parser's order.
                 line = block[ls : le - 1].decode("ascii")
