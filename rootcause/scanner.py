@@ -6,7 +6,8 @@ starts with ``\\b``), and a line loop is slower still. So a block is scanned lit
 each branch of the prefilter alternation is reduced to literals that every match must contain,
 each literal is found with one ``memmem`` (glibc, several GB/s; ``bytes.find`` where ctypes is
 unavailable), and only the lines holding one are checked with that branch's regex and parsed.
-Lines that only say ``check #N`` (most of the interesting lines of a healthy trader) take an exact
+Lines that only say ``check #N`` (most of the interesting lines of a healthy trader), and lines
+that only a plain rule can take (trades, handled errors: :attr:`LineRules.plain`), take an exact
 shortcut around :meth:`LineParser.feed`. Whenever a pattern cannot be reduced to literals the scan
 falls back to the alternation itself; both paths produce the same signals. Garbage bytes, NULs
 and very long lines are decoded leniently and never stop the scan.
