@@ -11,7 +11,7 @@ from datetime import datetime, timedelta, tzinfo
 from typing import Any
 
 from rootcause import patterns as P
-from rootcause.logparse import parse_timestamp
+from rootcause.logparse import STAMP_START, parse_timestamp
 from rootcause.model import Restart
 from rootcause.readers import Context, Probe, Readers
 
@@ -22,7 +22,6 @@ HOST_RE = re.compile(r"host='([^']+)'")
 URL_PATH_RE = re.compile(r"url: (/[^\s'\")]*)|(?:GET|POST|PUT|DELETE) (/[^\s'\")]*)")
 TIMEOUT_VALUE_RE = re.compile(r"(?:read|connect)? ?timeout=([0-9.]+)")
 SOURCE_CONTEXT = 3
-STAMP_START = frozenset("0123456789[")
 
 
 # -- exception / api_timeout --------------------------------------------------------------------

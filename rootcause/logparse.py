@@ -23,6 +23,8 @@ if TYPE_CHECKING:  # the settings are pydantic models: only their type is needed
 
 MAX_TRACEBACK_LINES = 200
 MAX_LINE_CHARS = 4096
+#: The first characters a line that may begin with its time starts with (a digit, or "[").
+STAMP_START = frozenset("0123456789[")
 
 
 @dataclass(frozen=True)

@@ -24,14 +24,13 @@ from pathlib import Path
 from typing import BinaryIO, cast
 
 from rootcause.collapse import CHUNK, plain_run
-from rootcause.logparse import EPOCH, MAX_LINE_CHARS, MICROSECOND, HourClock, clean_line
+from rootcause.logparse import EPOCH, MAX_LINE_CHARS, MICROSECOND, STAMP_START, HourClock, clean_line
 from rootcause.scanner import offset_for_time
 
 MAX_LOG_LINES = 20_000  # a window keeps at most this many lines (the newest; see _keep)
 WINDOW_BLOCK = 64 * 1024
 HOUR = timedelta(hours=1)
 STEP = 512  # lines whose times an edge of the window reads at once
-STAMP_START = frozenset("0123456789[")
 _HEAD = slice(0, CHUNK)
 _FIRST = slice(0, 1)
 _HOUR_KEY = slice(0, 13)
@@ -44,6 +43,18 @@ _REFUSED = -1
 def _sliced(lines: Sequence[str], part: slice) -> list[str]:
     """``[ln[part] for ln in lines]`` at C speed."""
     return cast(list[str], list(map(getitem, lines, repeat(part))))
+
+
+def _plain_heads(lines: Sequence[str]) -> tuple[list[str], bytes] | None:
+    """The first CHUNK characters of each of ``lines`` and their bytes joined, when every line
+    begins with a plain local timestamp (:func:`~rootcause.collapse.plain_run`, which also refuses
+    mixed separators: across them the text's order is not the time's); else None."""
+    heads = _sliced(lines, _HEAD)
+    joined = "".join(heads)
+    if len(joined) != CHUNK * len(heads) or not joined.isascii():
+        return None
+    raw = joined.encode()
+    return (heads, raw) if plain_run(raw) else None
 
 
 def decode_lines(block: bytes) -> list[str]:
@@ -77,13 +88,10 @@ class OrderedStamps:
 
     @classmethod
     def of(cls, lines: Sequence[str], hour: Callable[[str], datetime | None]) -> OrderedStamps | None:
-        heads = _sliced(lines, _HEAD)
-        joined = "".join(heads)
-        # plain_run also refuses mixed separators (" "/"T", ","/"."): across them the text's order
-        # is not the time's.
-        if len(joined) != CHUNK * len(heads) or not joined.isascii() or not plain_run(joined.encode()):
+        plain = _plain_heads(lines)
+        if plain is None:
             return None
-        keys = _sliced(heads, _KEY)
+        keys = _sliced(plain[0], _KEY)
         if keys != sorted(keys):
             return None
         starts: list[int] = []
@@ -124,9 +132,9 @@ def line_micros(lines: Sequence[str], clock: HourClock) -> list[int | None]:
     begins with a plain local timestamp (:func:`~rootcause.collapse.plain_run`) whose hour maps to
     UTC, from each hour's start and the digits of the minutes, seconds and milliseconds, read
     column by column at C speed (no Python step per line)."""
-    heads = _sliced(lines, _HEAD)
-    joined = "".join(heads)
-    if len(joined) == CHUNK * len(heads) and joined.isascii() and plain_run(raw := joined.encode()):
+    plain = _plain_heads(lines)
+    if plain is not None:
+        heads, raw = plain
         keys = _sliced(heads, _HOUR_KEY)
         bases: dict[str, int] = {}
         for key in set(keys):

@@ -25,11 +25,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rootcause import logwindow
-from rootcause.code_evidence import STAMP_START
 from rootcause.collapse import CHUNK, LineStarts, line_heads
 from rootcause.evidence import GAP_FACTOR, GAP_SLACK_SECONDS, check_gaps_us
 from rootcause.hostfacts import log_window
-from rootcause.logparse import EPOCH, HourClock, clean_line
+from rootcause.logparse import EPOCH, STAMP_START, HourClock, clean_line
 from rootcause.logwindow import check_stamps, decode_lines, line_micros, read_window
 
 
